@@ -1,0 +1,129 @@
+//! `baton lock`: run a command holding a file's sidecar lock.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use baton_core::env::real::RealEnv;
+use baton_core::env::{Fs, FsKind, Processes};
+use baton_core::lock::{self, LockOptions, Mode, Wait};
+
+use crate::child;
+use crate::exit::Exit;
+use crate::report::Reporter;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Kernel mode on local filesystems, exclusive-file mode on network ones.
+    Auto,
+    /// flock(2) on a sidecar that is never removed.
+    Kernel,
+    /// The sidecar's existence is the lock (O_EXCL semantics, reaped when stale).
+    File,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LockArgs {
+    /// Wait at most SECS seconds for the lock (default: wait forever).
+    #[arg(
+        short = 'w',
+        long = "wait",
+        value_name = "SECS",
+        conflicts_with = "nonblock"
+    )]
+    pub wait: Option<f64>,
+    /// Do not wait: exit 75 at once if the lock is held.
+    #[arg(short = 'n', long = "nonblock")]
+    pub nonblock: bool,
+    /// Exclusive-file mode: reap a lock whose owner cannot be checked after
+    /// seeing it unchanged this long.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub stale: f64,
+    #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+    pub mode: ModeArg,
+    /// Instance name written into the lock's owner record.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// The file to lock; the lock is FILE.lock beside it.
+    pub file: PathBuf,
+    /// The command to run while holding the lock.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub cmd: Vec<OsString>,
+}
+
+fn seconds(flag: &str, secs: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(secs).with_context(|| format!("{flag} {secs}: not a duration"))
+}
+
+fn resolve_mode(env: &RealEnv, arg: ModeArg, file: &Path) -> anyhow::Result<Mode> {
+    Ok(match arg {
+        ModeArg::Kernel => Mode::Kernel,
+        ModeArg::File => Mode::File,
+        ModeArg::Auto => {
+            let dir = match file.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            match env
+                .fs_kind(dir)
+                .with_context(|| format!("inspect filesystem: {}", dir.display()))?
+            {
+                FsKind::Local => Mode::Kernel,
+                FsKind::Network(_) => Mode::File,
+            }
+        }
+    })
+}
+
+pub fn run(args: LockArgs, report: Reporter) -> anyhow::Result<Exit> {
+    let env = RealEnv::new().context("read process identity from /proc")?;
+    let wait = match (args.nonblock, args.wait) {
+        (true, _) => Wait::No,
+        (false, Some(secs)) => Wait::For(seconds("-w", secs)?),
+        (false, None) => Wait::Forever,
+    };
+    let mode = resolve_mode(&env, args.mode, &args.file)?;
+    let stale = seconds("--stale", args.stale)?;
+    let me = env.identity();
+    let opts = LockOptions {
+        mode,
+        wait,
+        stale,
+        instance: args.id.unwrap_or_else(|| format!("{}:{}", me.host, me.pid)),
+    };
+    let acquired = lock::acquire(&env, &args.file, &opts, &mut |e| report.lock_event(&e))?;
+    let Some(guard) = acquired else {
+        let waited = match wait {
+            Wait::For(d) => d,
+            _ => Duration::ZERO,
+        };
+        report.timed_out(&lock::sidecar_path(&args.file), waited);
+        return Ok(Exit::Unavailable);
+    };
+    report.acquired(
+        guard.path(),
+        mode,
+        &guard.token().to_string(),
+        guard.waited(),
+    );
+    guard
+        .file()
+        .set_inheritable()
+        .with_context(|| format!("share lock with command: {}", guard.path().display()))?;
+    let exit = match child::spawn(&args.cmd)? {
+        Ok(running) => {
+            let heartbeat = (mode == Mode::File).then_some(stale / 3);
+            child::supervise(running, heartbeat, &|| {
+                if let Err(e) = guard.heartbeat() {
+                    eprintln!("baton: {e}");
+                }
+            })?
+        }
+        Err(exit) => exit,
+    };
+    let (path, held) = (guard.path().to_owned(), guard.held());
+    let outcome = guard.release()?;
+    report.released(&path, held, outcome);
+    Ok(exit)
+}

@@ -1,0 +1,64 @@
+//! `baton`: coordinate processes that share a working directory.
+//!
+//! `main` parses the command line and delegates to `run`; every error ends
+//! as one line on stderr, `baton: <what failed>: <path>: <cause>`, and a
+//! documented exit code (see [`exit::Exit`]).
+
+mod child;
+mod exit;
+mod lock_cmd;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Exit;
+use crate::report::Reporter;
+
+/// Coordinate processes that share a working directory: locks, state,
+/// election, claims and scoped commits, proven race-free by simulation.
+#[derive(Debug, Parser)]
+#[command(name = "baton", version)]
+struct Cli {
+    /// Print one JSON object per event instead of human lines.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run CMD holding FILE's lock (FILE.lock); exit with CMD's status,
+    /// or 75 if the lock was not obtained in time.
+    Lock(lock_cmd::LockArgs),
+}
+
+fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let report = Reporter { json: cli.json };
+    match cli.command {
+        Command::Lock(args) => lock_cmd::run(args, report),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                Exit::Ok.code()
+            });
+        }
+    };
+    match run(cli) {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(e) => {
+            eprintln!("baton: {e:#}");
+            ExitCode::from(Exit::Error.code())
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! What baton tells people and programs while it works.
+//!
+//! Human mode: a line on stderr for what is worth knowing (waiting, reaped),
+//! nothing when all goes smoothly. `--json`: one JSON object per event, each
+//! with an `event` field named by a past-tense verb (or `waiting`). Events
+//! go to stderr under `baton lock`, whose stdout belongs to the command.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use baton_core::lock::{LockEvent, Mode, Release};
+use baton_core::record::{OwnerRecord, RecordError};
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Reporter {
+    pub json: bool,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn owner_json(owner: &Result<OwnerRecord, RecordError>) -> Value {
+    match owner {
+        Ok(r) => serde_json::to_value(r).unwrap_or(Value::Null),
+        Err(e) => json!({ "unreadable": e.to_string() }),
+    }
+}
+
+fn owner_text(owner: &Result<OwnerRecord, RecordError>) -> String {
+    match owner {
+        Ok(r) => format!("held by {r}"),
+        Err(e) => format!("holder unknown: {e}"),
+    }
+}
+
+impl Reporter {
+    fn emit(&self, value: Value) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{value}");
+    }
+
+    fn say(&self, line: std::fmt::Arguments<'_>) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "baton: {line}");
+    }
+
+    pub fn lock_event(&self, event: &LockEvent) {
+        match (self.json, event) {
+            (true, LockEvent::Waiting { lock, holder }) => self.emit(json!({
+                "event": "waiting", "lock": lock, "holder": owner_json(holder),
+            })),
+            (true, LockEvent::Reaped { lock, owner, why }) => self.emit(json!({
+                "event": "reaped", "lock": lock, "why": why.code(),
+                "detail": why.to_string(), "owner": owner_json(owner),
+            })),
+            (true, LockEvent::CannotReap { lock, why }) => self.emit(json!({
+                "event": "cannot-reap", "lock": lock, "detail": why,
+            })),
+            (false, LockEvent::Waiting { lock, holder }) => self.say(format_args!(
+                "waiting for lock {} ({})",
+                lock.display(),
+                owner_text(holder)
+            )),
+            (false, LockEvent::Reaped { lock, owner, why }) => self.say(format_args!(
+                "reaped lock {}: {why} ({})",
+                lock.display(),
+                owner_text(owner)
+            )),
+            (false, LockEvent::CannotReap { lock, why }) => {
+                self.say(format_args!("cannot reap lock {}: {why}", lock.display()))
+            }
+        }
+    }
+
+    pub fn acquired(&self, lock: &Path, mode: Mode, token: &str, waited: Duration) {
+        if self.json {
+            self.emit(json!({
+                "event": "acquired", "lock": lock, "mode": mode.name(),
+                "token": token, "waited_ms": ms(waited),
+            }));
+        }
+    }
+
+    pub fn timed_out(&self, lock: &Path, waited: Duration) {
+        if self.json {
+            self.emit(json!({ "event": "timed-out", "lock": lock, "waited_ms": ms(waited) }));
+        } else {
+            self.say(format_args!(
+                "lock {} not obtained after {} ms",
+                lock.display(),
+                ms(waited)
+            ));
+        }
+    }
+
+    pub fn released(&self, lock: &Path, held: Duration, outcome: Release) {
+        match (self.json, outcome) {
+            (true, _) => self.emit(json!({
+                "event": "released", "lock": lock, "held_ms": ms(held),
+                "lost": outcome == Release::Lost,
+            })),
+            (false, Release::Lost) => self.say(format_args!(
+                "lock {} was removed by someone else while held",
+                lock.display()
+            )),
+            (false, Release::Released) => {}
+        }
+    }
+}

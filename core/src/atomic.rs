@@ -1,0 +1,52 @@
+//! Atomic replacement of a file's contents: write a temp file beside it,
+//! `fsync` it, `rename` it over the target, `fsync` the directory.
+//!
+//! Readers see the old contents or the new, never a mix or an empty file:
+//! `rename` replaces the name atomically, and the data reached the disk
+//! before the name pointed at it, so a machine crash cannot leave the
+//! target empty or torn (the empty tasks.json of the field). The final
+//! directory `fsync` makes the new name itself durable. Composed here, above
+//! the environment seam, so the simulator can crash a process between any
+//! two steps (unlike cargo's `write_atomic`, sled-style, with both fsyncs).
+//!
+//! This gives atomicity, not isolation: two writers still race (last rename
+//! wins). Serialise read-modify-write with a sidecar lock.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use crate::env::{Env, OpenFile};
+use crate::error::IoFailure;
+use crate::record::Token;
+
+/// Replaces `path`'s contents with `bytes`, atomically and durably.
+pub fn write_atomic<E: Env>(env: &E, path: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut temp_name = OsString::from(".");
+    temp_name.push(path.file_name().unwrap_or_default());
+    temp_name.push(format!(".{}.tmp", Token::random(env)));
+    let temp = dir.join(temp_name);
+
+    let file = env
+        .create_new(&temp)
+        .map_err(IoFailure::at("create temp file", &temp))?;
+    let written = file
+        .write_all_at(bytes, 0)
+        .and_then(|()| file.sync_all())
+        .map_err(IoFailure::at("write temp file", &temp));
+    drop(file);
+    let renamed = written.and_then(|()| {
+        env.rename(&temp, path)
+            .map_err(IoFailure::at("rename temp file over", path))
+    });
+    if let Err(e) = renamed {
+        // The target is untouched; do not leave the temp behind.
+        let _ = env.remove_file(&temp);
+        return Err(e);
+    }
+    env.sync_dir(dir)
+        .map_err(IoFailure::at("sync directory", dir))
+}

@@ -1,0 +1,421 @@
+//! The real environment: Linux system calls through std, and rustix where
+//! std has no call (`statfs`, `getrandom`, descriptor flags).
+//!
+//! This is the only module of baton that touches the outside world; the
+//! workspace `clippy.toml` denies the std calls everywhere else.
+#![allow(clippy::disallowed_methods)]
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::{
+    Clock, FileId, Fs, FsKind, Liveness, Metadata, MonoTime, OpenFile, ProcessIdentity, Processes,
+    Random,
+};
+
+/// The machine baton runs on.
+#[derive(Debug)]
+pub struct RealEnv {
+    identity: ProcessIdentity,
+}
+
+impl RealEnv {
+    /// Reads this process's identity from `/proc`.
+    pub fn new() -> io::Result<RealEnv> {
+        let pid = std::process::id();
+        let stat = std::fs::read(format!("/proc/{pid}/stat"))?;
+        let start_time = parse_start_time(&stat).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "unparsable /proc/self/stat")
+        })?;
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")?
+            .trim()
+            .to_owned();
+        let pid_ns = std::fs::metadata("/proc/self/ns/pid")?.ino();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")?
+            .trim()
+            .to_owned();
+        Ok(RealEnv {
+            identity: ProcessIdentity {
+                pid,
+                start_time,
+                boot_id,
+                pid_ns,
+                host,
+            },
+        })
+    }
+}
+
+/// Field 22 (`starttime`) of `/proc/PID/stat`. The command name (field 2)
+/// may hold spaces and parentheses, so fields are counted from the last `)`.
+/// Returns the state letter too, since a zombie has exited.
+fn parse_stat(stat: &[u8]) -> Option<(u8, u64)> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = *fields.next()?.as_bytes().first()?;
+    // Fields 4..=21 precede starttime: skip 18 of them.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+fn parse_start_time(stat: &[u8]) -> Option<u64> {
+    parse_stat(stat).map(|(_, start)| start)
+}
+
+fn metadata_of(m: &std::fs::Metadata) -> io::Result<Metadata> {
+    Ok(Metadata {
+        id: FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        },
+        len: m.len(),
+        modified: m.modified()?,
+        is_dir: m.is_dir(),
+        nlink: m.nlink(),
+    })
+}
+
+// statfs(2) magic numbers of filesystems whose advisory locks are emulated,
+// lost on partition, or known to hang (rust-lang/cargo#2615).
+const NETWORK_FS: &[(i64, &str)] = &[
+    (0x6969, "nfs"),
+    (0x517B, "smb"),
+    (0xFF53_4D42, "cifs"),
+    (0xFE53_4D42, "smb2"),
+    (0x6573_5546, "fuse"),
+    (0x00C3_6400, "ceph"),
+    (0x0102_1997, "9p"),
+    (0x5346_414F, "afs"),
+    (0x0BD0_0BD0, "lustre"),
+    (0x4753_5446, "gpfs"),
+];
+
+impl Fs for RealEnv {
+    type File = RealFile;
+
+    fn create_new(&self, path: &Path) -> io::Result<RealFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(path)?;
+        Ok(RealFile::new(file))
+    }
+
+    fn open(&self, path: &Path, create: bool) -> io::Result<RealFile> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .mode(0o644)
+            .open(path)?;
+        Ok(RealFile::new(file))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()> {
+        std::fs::hard_link(original, link)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        std::fs::read_dir(path)?
+            .map(|entry| entry.map(|e| e.file_name()))
+            .collect()
+    }
+
+    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        metadata_of(&std::fs::metadata(path)?)
+    }
+
+    fn set_modified(&self, path: &Path, time: SystemTime) -> io::Result<()> {
+        File::open(path)?.set_modified(time)
+    }
+
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+
+    fn fs_kind(&self, path: &Path) -> io::Result<FsKind> {
+        let stat = rustix::fs::statfs(path)?;
+        #[allow(clippy::unnecessary_cast)] // f_type's width differs between libcs
+        let magic = stat.f_type as i64;
+        Ok(NETWORK_FS
+            .iter()
+            .find(|(m, _)| *m == magic)
+            .map_or(FsKind::Local, |(_, name)| FsKind::Network(name)))
+    }
+}
+
+/// An open file description on the real machine.
+#[derive(Debug)]
+pub struct RealFile {
+    file: File,
+    /// Set once a timed [`OpenFile::lock`] gave up while its helper thread
+    /// still blocks in `flock` on this description: locking it again could
+    /// be undone by that thread, so it must be dropped instead.
+    abandoned_wait: AtomicBool,
+}
+
+impl RealFile {
+    fn new(file: File) -> RealFile {
+        RealFile {
+            file,
+            abandoned_wait: AtomicBool::new(false),
+        }
+    }
+
+    fn assert_not_abandoned(&self) {
+        assert!(
+            !self.abandoned_wait.load(Ordering::Relaxed),
+            "locking a description whose timed wait was abandoned"
+        );
+    }
+
+    /// Let child processes inherit this descriptor (clear `FD_CLOEXEC`), so
+    /// a kernel lock on it stays held while a child runs, even if this
+    /// process is killed: what util-linux flock(1) does.
+    pub fn set_inheritable(&self) -> io::Result<()> {
+        rustix::io::fcntl_setfd(self.file.as_fd(), rustix::io::FdFlags::empty())?;
+        Ok(())
+    }
+}
+
+/// Hand-off between a timed `lock` and its helper thread.
+#[derive(Debug)]
+enum Handoff {
+    Waiting,
+    Locked(io::Result<()>),
+    Abandoned,
+}
+
+impl OpenFile for RealFile {
+    fn metadata(&self) -> io::Result<Metadata> {
+        metadata_of(&self.file.metadata()?)
+    }
+
+    fn read_all(&self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = self.file.read_at(&mut buf, out.len() as u64)?;
+            if n == 0 {
+                return Ok(out);
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    fn set_modified(&self, time: SystemTime) -> io::Result<()> {
+        self.file.set_modified(time)
+    }
+
+    fn try_lock(&self) -> io::Result<bool> {
+        self.assert_not_abandoned();
+        match self.file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(TryLockError::WouldBlock) => Ok(false),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn lock(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        self.assert_not_abandoned();
+        let Some(timeout) = timeout else {
+            self.file.lock()?;
+            return Ok(true);
+        };
+        if self.try_lock()? {
+            return Ok(true);
+        }
+        // flock(2) has no timeout. A helper thread blocks in it on a clone of
+        // this descriptor (the lock belongs to the shared open file
+        // description), so the kernel wakes us; the hand-off under the mutex
+        // decides whether a lock that arrives after the deadline is ours or
+        // must be given back.
+        let clone = self.file.try_clone()?;
+        let shared = Arc::new((Mutex::new(Handoff::Waiting), Condvar::new()));
+        let theirs = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("baton-flock-wait".into())
+            .spawn(move || {
+                let result = clone.lock();
+                let (state, wake) = &*theirs;
+                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+                match *state {
+                    Handoff::Waiting => {
+                        *state = Handoff::Locked(result);
+                        wake.notify_one();
+                    }
+                    Handoff::Abandoned => {
+                        if result.is_ok() {
+                            let _ = clone.unlock();
+                        }
+                    }
+                    Handoff::Locked(_) => unreachable!("only this thread locks"),
+                }
+            })?;
+        let (state, wake) = &*shared;
+        let deadline = Instant::now() + timeout;
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Handoff::Locked(_) = *state {
+                let Handoff::Locked(result) = std::mem::replace(&mut *state, Handoff::Waiting)
+                else {
+                    unreachable!()
+                };
+                return result.map(|()| true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                // The helper may still take the lock later and give it back.
+                *state = Handoff::Abandoned;
+                self.abandoned_wait.store(true, Ordering::Relaxed);
+                return Ok(false);
+            }
+            state = wake
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn unlock(&self) -> io::Result<()> {
+        self.file.unlock()
+    }
+}
+
+/// Process-wide origin of [`MonoTime`] readings.
+fn mono_origin() -> Instant {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(Instant::now)
+}
+
+impl Clock for RealEnv {
+    fn wall(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn monotonic(&self) -> MonoTime {
+        let origin = mono_origin();
+        let nanos = Instant::now().duration_since(origin).as_nanos();
+        MonoTime {
+            nanos: u64::try_from(nanos).unwrap_or(u64::MAX),
+        }
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
+    }
+}
+
+impl Processes for RealEnv {
+    fn identity(&self) -> &ProcessIdentity {
+        &self.identity
+    }
+
+    fn liveness(&self, pid: u32, start_time: u64) -> io::Result<Liveness> {
+        let stat = match std::fs::read(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat,
+            // ESRCH: the process exited between readdir and read.
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(3) => {
+                return Ok(Liveness::Dead);
+            }
+            Err(e) => return Err(e),
+        };
+        let (state, actual) = parse_stat(&stat).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidData, "unparsable /proc/PID/stat")
+        })?;
+        Ok(if actual != start_time {
+            Liveness::Reused { start_time: actual }
+        } else if matches!(state, b'Z' | b'X') {
+            // A zombie has exited: its descriptors and locks are gone.
+            Liveness::Dead
+        } else {
+            Liveness::Alive
+        })
+    }
+}
+
+impl Random for RealEnv {
+    fn random_u64(&self) -> u64 {
+        let mut buf = [0u8; 8];
+        let mut filled = 0;
+        while filled < buf.len() {
+            match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty())
+            {
+                Ok(n) => filled += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => panic!("getrandom failed: {e}"),
+            }
+        }
+        u64::from_le_bytes(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_parsing_counts_fields_from_the_last_paren() {
+        let stat =
+            b"42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_stat(stat), Some((b'S', 987654)));
+        assert_eq!(parse_stat(b"42 (no close"), None);
+        assert_eq!(parse_stat(b"42 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn own_process_is_alive_and_a_different_start_time_is_reuse() {
+        let env = RealEnv::new().unwrap();
+        let me = env.identity().clone();
+        assert_eq!(
+            env.liveness(me.pid, me.start_time).unwrap(),
+            Liveness::Alive
+        );
+        assert_eq!(
+            env.liveness(me.pid, me.start_time + 1).unwrap(),
+            Liveness::Reused {
+                start_time: me.start_time
+            }
+        );
+        // pid_max is at most 2^22 on Linux.
+        assert_eq!(env.liveness(u32::MAX - 1, 1).unwrap(), Liveness::Dead);
+    }
+}

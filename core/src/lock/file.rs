@@ -1,0 +1,246 @@
+//! Exclusive-file mode: the lock file's existence is the lock. The protocol
+//! and its safety argument are in the parent module's documentation.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{LockError, LockEvent, Release, locks_unsupported, remaining, split};
+use crate::backoff::Backoff;
+use crate::env::{Env, MonoTime, OpenFile};
+use crate::error::IoFailure;
+use crate::record::{OwnerRecord, RecordError};
+use crate::stale::{OwnerCheck, Sighting, StaleWatch, Why, check_owner};
+
+const BACKOFF_BASE: Duration = Duration::from_millis(1);
+const BACKOFF_CAP: Duration = Duration::from_millis(100);
+
+/// Polls before giving up on a lock file that keeps vanishing and
+/// reappearing between our `link` and our `open` (each poll is a new
+/// holder, so this is progress by others, not a livelock of ours).
+const MAX_POLLS_WITHOUT_SLEEP: u32 = 1_000;
+
+/// What a waiter found at the lock path.
+enum Found {
+    /// Nothing, or a different inode than the one inspected: try again now.
+    Changed,
+    /// A lock held by a live process (its kernel lock is taken).
+    HeldLive(Result<OwnerRecord, RecordError>),
+    /// A lock whose owner cannot be checked, not yet stale.
+    HeldUnverified(Result<OwnerRecord, RecordError>),
+    /// A stale lock, now removed.
+    Reaped,
+}
+
+pub(super) fn acquire<E: Env>(
+    env: &E,
+    lock: &Path,
+    record: &OwnerRecord,
+    deadline: Option<MonoTime>,
+    stale: Duration,
+    events: &mut dyn FnMut(LockEvent),
+) -> Result<Option<E::File>, LockError> {
+    let (dir, name) = split(lock);
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(&name);
+    temp_name.push(format!(".{}.tmp", record.token));
+    let temp = dir.join(temp_name);
+    let bytes = record.to_bytes();
+
+    let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
+    let mut watch = StaleWatch::default();
+    let mut announced = false;
+    let mut polls_without_sleep = 0u32;
+    loop {
+        if let Some(file) = publish(env, &temp, lock, &bytes)? {
+            return Ok(Some(file));
+        }
+        let holder = match inspect(env, lock, stale, &mut watch, events)? {
+            Found::Changed | Found::Reaped => {
+                polls_without_sleep += 1;
+                if polls_without_sleep < MAX_POLLS_WITHOUT_SLEEP {
+                    continue;
+                }
+                None
+            }
+            Found::HeldLive(holder) | Found::HeldUnverified(holder) => Some(holder),
+        };
+        polls_without_sleep = 0;
+        let left = remaining(env, deadline);
+        if left.is_some_and(|d| d.is_zero()) {
+            return Ok(None);
+        }
+        if !announced && let Some(holder) = holder {
+            announced = true;
+            events(LockEvent::Waiting {
+                lock: lock.to_owned(),
+                holder,
+            });
+        }
+        let delay = backoff.next_delay(env.random_u64());
+        env.sleep(left.map_or(delay, |l| l.min(delay)));
+    }
+}
+
+/// Step 1: a locked temp file with the record, linked into place. `None`
+/// when the lock path is taken.
+fn publish<E: Env>(
+    env: &E,
+    temp: &Path,
+    lock: &Path,
+    bytes: &[u8],
+) -> Result<Option<E::File>, LockError> {
+    let file = env
+        .create_new(temp)
+        .map_err(IoFailure::at("create lock temp file", temp))?;
+    let prepared = match file.try_lock() {
+        // A fresh inode under a random name: nobody else can hold it.
+        Ok(locked) => {
+            assert!(locked, "fresh temp file already locked: {}", temp.display());
+            Ok(())
+        }
+        // Without kernel locks the protocol still excludes, but reapers
+        // cannot be serialised; `inspect` refuses to reap on such a fs.
+        Err(e) if locks_unsupported(&e) => Ok(()),
+        Err(e) => Err(IoFailure::at("lock lock temp file", temp)(e)),
+    }
+    .and_then(|()| {
+        file.write_all_at(bytes, 0)
+            .map_err(IoFailure::at("write lock temp file", temp))
+    });
+    let linked = prepared.and_then(|()| match env.hard_link(temp, lock) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(IoFailure::at("link lock file", lock)(e)),
+    });
+    let removed = env
+        .remove_file(temp)
+        .map_err(IoFailure::at("remove lock temp file", temp));
+    match (linked, removed) {
+        (Ok(true), Ok(())) => Ok(Some(file)),
+        (Ok(false), Ok(())) => Ok(None),
+        (Err(e), _) => Err(e.into()),
+        (Ok(linked), Err(e)) => {
+            if linked {
+                // Give the lock back rather than hold it beside a stray name.
+                let _ = remove_if_ours(env, lock, &file);
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// Step 3: look at the lock file; reap it if it is stale.
+fn inspect<E: Env>(
+    env: &E,
+    lock: &Path,
+    stale: Duration,
+    watch: &mut StaleWatch,
+    events: &mut dyn FnMut(LockEvent),
+) -> Result<Found, LockError> {
+    let file = match env.open(lock, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Changed),
+        Err(e) => return Err(IoFailure::at("open lock file", lock)(e).into()),
+    };
+    let content = file
+        .read_all()
+        .map_err(IoFailure::at("read lock file", lock))?;
+    let owner = OwnerRecord::parse(&content);
+    if owner == Err(RecordError::FreeSidecar) {
+        return Err(LockError::ModeMismatch {
+            path: lock.to_owned(),
+        });
+    }
+    let can_serialise = match file.try_lock() {
+        Ok(true) => true,
+        Ok(false) => return Ok(Found::HeldLive(owner)),
+        Err(e) if locks_unsupported(&e) => false,
+        Err(e) => return Err(IoFailure::at("lock lock file", lock)(e).into()),
+    };
+    // Holding the inode's kernel lock (if the fs has them), no baton peer
+    // can remove this inode's name until we let go: check it is still the
+    // one the path names, then judge it.
+    let ours = file
+        .metadata()
+        .map_err(IoFailure::at("stat lock file", lock))?;
+    match env.metadata(lock) {
+        Ok(now) if now.id == ours.id => {}
+        Ok(_) => return Ok(Found::Changed),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Changed),
+        Err(e) => return Err(IoFailure::at("stat lock file", lock)(e).into()),
+    }
+    let check = check_owner(&owner, env.identity(), |pid, start| {
+        env.liveness(pid, start)
+    })
+    .map_err(IoFailure::at("check lock owner", lock))?;
+    let why = match check {
+        OwnerCheck::Dead(why) => why,
+        OwnerCheck::Unverifiable(unverifiable) => {
+            let unchanged = watch.observe(
+                Sighting::new(ours.id, ours.modified, &content),
+                env.monotonic(),
+            );
+            if unchanged < stale {
+                return Ok(Found::HeldUnverified(owner));
+            }
+            Why::Unchanged {
+                for_ms: u64::try_from(unchanged.as_millis()).unwrap_or(u64::MAX),
+                owner: unverifiable,
+            }
+        }
+    };
+    if !can_serialise {
+        events(LockEvent::CannotReap {
+            lock: lock.to_owned(),
+            why: format!(
+                "{why}, but this filesystem has no kernel locks to make reaping safe; remove it by hand"
+            ),
+        });
+        return Ok(Found::HeldUnverified(owner));
+    }
+    match env.remove_file(lock) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Changed),
+        Err(e) => return Err(IoFailure::at("remove stale lock file", lock)(e).into()),
+    }
+    events(LockEvent::Reaped {
+        lock: lock.to_owned(),
+        owner,
+        why,
+    });
+    drop(file);
+    Ok(Found::Reaped)
+}
+
+/// Step 4, under the inode's kernel lock: unlink the name if it is ours.
+fn remove_if_ours<E: Env>(env: &E, lock: &Path, file: &E::File) -> Result<Release, IoFailure> {
+    let ours = file
+        .metadata()
+        .map_err(IoFailure::at("stat lock file", lock))?;
+    match env.metadata(lock) {
+        Ok(now) if now.id == ours.id => {}
+        Ok(_) => return Ok(Release::Lost),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Release::Lost),
+        Err(e) => return Err(IoFailure::at("stat lock file", lock)(e)),
+    }
+    env.remove_file(lock)
+        .map_err(IoFailure::at("remove lock file", lock))?;
+    Ok(Release::Released)
+}
+
+pub(super) fn release<E: Env>(env: &E, lock: &Path, file: E::File) -> Result<Release, LockError> {
+    let outcome = remove_if_ours(env, lock, &file);
+    // Closing drops the inode's kernel lock only after the name is gone.
+    drop(file);
+    Ok(outcome?)
+}
+
+/// Path of a lock file's temp name, exposed for hygiene (git excludes).
+pub(crate) fn temp_pattern(lock: &Path) -> PathBuf {
+    let (dir, name) = split(lock);
+    let mut pattern = std::ffi::OsString::from(".");
+    pattern.push(name);
+    pattern.push(".*.tmp");
+    dir.join(pattern)
+}

@@ -1,0 +1,333 @@
+//! Sidecar locks: `FILE.lock` beside `FILE`, the convention of seed 002.
+//!
+//! # Kernel mode (default on local filesystems)
+//!
+//! The sidecar is a plain file that is **never unlinked**; holding the lock
+//! means holding `flock(LOCK_EX)` on an open description of it.
+//!
+//! 1. open `FILE.lock` (creating it), `try_lock`; if contended, announce the
+//!    wait once and block in `flock`, woken by the kernel, until the deadline;
+//! 2. compare the locked description's inode with the one the path names
+//!    now; on a mismatch (someone removed or replaced the file by hand) the
+//!    lock is on an orphan: drop it and start again;
+//! 3. write the owner record into the file, for `status`;
+//! 4. release: truncate the record, then `flock(LOCK_UN)`, then close.
+//!
+//! *Safety.* Mutual exclusion is the kernel's: one open description holds
+//! `LOCK_EX` on an inode at a time, and step 2 makes that inode the one the
+//! path names. The sidecar is never unlinked, so waiters are never split
+//! across two inodes (portalocker#115, filelock#574, hermit#423). A dead
+//! holder's lock is released by the kernel when its last descriptor closes:
+//! there is nothing to reap. On network filesystems (NFS, SMB, FUSE) kernel
+//! locks are emulated, can be lost, or hang (cargo#2615), so kernel mode
+//! refuses them and points at file mode.
+//!
+//! # Exclusive-file mode
+//!
+//! The lock exists while `FILE.lock` exists: what other tools that use
+//! `O_EXCL` lock files (git, npm lockfile, shell `noclobber`) understand.
+//!
+//! 1. acquire: create a private temp file `.FILE.lock.TOKEN.tmp`, take
+//!    `flock` on it, write the owner record, then `link` it to `FILE.lock`.
+//!    `link` fails if the name exists, so the lock is taken atomically
+//!    **with its content**: a reader never sees an empty or partial record.
+//!    The temp name is unlinked; the holder keeps its descriptor, and so its
+//!    kernel lock on the lock file's inode, for as long as it holds the lock;
+//! 2. while holding: refresh the inode's mtime through that descriptor
+//!    (`futimens`) every third of the stale threshold, for observers that
+//!    cannot see kernel locks (other hosts, other tools);
+//! 3. a waiter that finds the name taken opens it and tries the inode's
+//!    kernel lock. If that blocks, a live process holds the lock (a baton
+//!    holder, or the command it runs, which inherits the descriptor): wait.
+//!    If the waiter gets it, it holds the right to remove *this inode* and
+//!    checks, still holding it, that the name still points at this inode and
+//!    whether the owner is stale (see [`crate::stale`]): provably dead, or
+//!    unverifiable and seen unchanged for the stale threshold on the
+//!    waiter's monotonic clock. If stale, it unlinks the name, then lets go;
+//! 4. release: holding its kernel lock, the holder checks that the name
+//!    still points at its own inode and unlinks it; otherwise it reports
+//!    the lock lost and removes nothing.
+//!
+//! *Safety.* Every remover of a lock file — the holder releasing it, or a
+//! reaper — holds the kernel lock on that very inode when it unlinks the
+//! name, and has checked, under that lock, that the name still points at the
+//! inode. Two such removers of one inode are serialised by its kernel lock;
+//! the second finds the name gone or pointing at a newer inode and removes
+//! nothing. While a remover holds the inode's lock, nobody else can change
+//! what the name points at: removal needs that same lock, and `link` cannot
+//! replace an existing name. So a reaper never deletes a fresh lock that
+//! another reaper created (the double-reaper race of npm/lockfile#4 and
+//! proper-lockfile#121), and a release never removes a lock that is not its
+//! own. A live baton holder keeps its inode locked from before the name
+//! exists until after it is gone, so it is never reaped, however long it is
+//! paused: staleness by observation applies only to owners that hold no
+//! kernel lock (other tools, or a filesystem that does not carry locks
+//! between hosts).
+//!
+//! What this cannot protect against: a tool that deletes lock files without
+//! baton's protocol, and filesystems where `flock` is silently a no-op. On a
+//! filesystem that rejects `flock` outright, waiters cannot serialise their
+//! removals, so they never reap by observation and say so.
+//!
+//! # Waiting
+//!
+//! Kernel mode blocks in `flock` and is woken by the kernel. Exclusive-file
+//! mode must poll (no syscall reports an unlink to a waiter on every
+//! filesystem): capped exponential backoff with jitter, each sleep cut to
+//! the deadline, so a timeout is exact to within one backoff step.
+
+mod file;
+mod kernel;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::env::{Env, MonoTime, OpenFile};
+use crate::error::IoFailure;
+use crate::record::{OwnerRecord, RecordError, Token};
+use crate::stale::Why;
+
+/// How a sidecar lock is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `flock` on a never-unlinked sidecar.
+    Kernel,
+    /// The sidecar's existence is the lock.
+    File,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Kernel => "kernel",
+            Mode::File => "file",
+        }
+    }
+}
+
+/// How long to wait for a contended lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Give up at once.
+    No,
+    For(Duration),
+    Forever,
+}
+
+#[derive(Clone, Debug)]
+pub struct LockOptions {
+    pub mode: Mode,
+    pub wait: Wait,
+    /// Exclusive-file mode: how long an unverifiable owner's lock file must
+    /// be seen unchanged before it is reaped.
+    pub stale: Duration,
+    /// Written into the owner record, for people reading `status`.
+    pub instance: String,
+}
+
+impl LockOptions {
+    pub fn new(mode: Mode, wait: Wait) -> LockOptions {
+        LockOptions {
+            mode,
+            wait,
+            stale: Duration::from_secs(30),
+            instance: String::new(),
+        }
+    }
+}
+
+/// Something worth telling a person while acquiring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LockEvent {
+    /// The lock is held; waiting for it (said once per acquisition).
+    Waiting {
+        lock: PathBuf,
+        holder: Result<OwnerRecord, RecordError>,
+    },
+    /// A stale lock file was removed.
+    Reaped {
+        lock: PathBuf,
+        owner: Result<OwnerRecord, RecordError>,
+        why: Why,
+    },
+    /// A stale-looking lock could not be reaped safely.
+    CannotReap { lock: PathBuf, why: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(transparent)]
+    Io(#[from] IoFailure),
+    #[error(
+        "{}: kernel locks are unreliable on {fs} filesystems; use exclusive-file mode (--mode file)",
+        path.display()
+    )]
+    KernelLocksUnreliable { path: PathBuf, fs: &'static str },
+    #[error(
+        "{}: is a kernel-mode sidecar (never removed); lock it in kernel mode (--mode kernel)",
+        path.display()
+    )]
+    ModeMismatch { path: PathBuf },
+    #[error("{}: lock file keeps being replaced while locking it ({attempts} attempts)", path.display())]
+    Unstable { path: PathBuf, attempts: u32 },
+}
+
+/// `FILE.lock`, beside `FILE`.
+pub fn sidecar_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// How a release ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    Released,
+    /// Exclusive-file mode: the lock file was no longer ours (removed by a
+    /// tool outside baton's protocol); nothing was removed.
+    Lost,
+}
+
+/// A held lock. Release it with [`LockGuard::release`] to learn how it
+/// ended; dropping it releases too, ignoring errors.
+#[derive(Debug)]
+pub struct LockGuard<'e, E: Env> {
+    env: &'e E,
+    mode: Mode,
+    lock: PathBuf,
+    file: Option<E::File>,
+    token: Token,
+    acquired_at: MonoTime,
+    waited: Duration,
+}
+
+impl<'e, E: Env> LockGuard<'e, E> {
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.lock
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// Time spent waiting for the lock.
+    pub fn waited(&self) -> Duration {
+        self.waited
+    }
+
+    /// The open, kernel-locked description of the lock file: a child that
+    /// inherits it keeps the lock held while it runs.
+    pub fn file(&self) -> &E::File {
+        self.file
+            .as_ref()
+            .expect("a guard holds its file until released")
+    }
+
+    /// Exclusive-file mode: refresh the lock file's mtime, for observers
+    /// that judge staleness by change. Call at least every third of the
+    /// stale threshold. Touches the inode through its descriptor, so it can
+    /// never refresh someone else's lock. No-op in kernel mode.
+    pub fn heartbeat(&self) -> Result<(), LockError> {
+        if self.mode == Mode::File {
+            self.file()
+                .set_modified(self.env.wall())
+                .map_err(IoFailure::at("refresh lock file", &self.lock))?;
+        }
+        Ok(())
+    }
+
+    /// How long the lock has been held, on the monotonic clock.
+    pub fn held(&self) -> Duration {
+        self.env.monotonic().saturating_since(self.acquired_at)
+    }
+
+    pub fn release(mut self) -> Result<Release, LockError> {
+        self.release_inner()
+    }
+
+    fn release_inner(&mut self) -> Result<Release, LockError> {
+        let Some(file) = self.file.take() else {
+            return Ok(Release::Released);
+        };
+        match self.mode {
+            Mode::Kernel => kernel::release(&self.lock, file),
+            Mode::File => file::release(self.env, &self.lock, file),
+        }
+    }
+}
+
+impl<E: Env> Drop for LockGuard<'_, E> {
+    fn drop(&mut self) {
+        // Never panic in Drop: a failed release leaves a lock that the
+        // kernel (kernel mode) or the stale rules (file mode) recover.
+        let _ = self.release_inner();
+    }
+}
+
+/// Takes `FILE.lock` for `file`. `Ok(None)` when it was not obtained within
+/// `opts.wait`: contention is an outcome, not an error.
+pub fn acquire<'e, E: Env>(
+    env: &'e E,
+    file: &Path,
+    opts: &LockOptions,
+    events: &mut dyn FnMut(LockEvent),
+) -> Result<Option<LockGuard<'e, E>>, LockError> {
+    let lock = sidecar_path(file);
+    let started = env.monotonic();
+    let deadline = match opts.wait {
+        Wait::No => Some(started),
+        Wait::For(d) => Some(started.saturating_add(d)),
+        Wait::Forever => None,
+    };
+    let token = Token::random(env);
+    let record = OwnerRecord::new(env.identity(), &opts.instance, env.wall(), token);
+    let held = match opts.mode {
+        Mode::Kernel => kernel::acquire(env, &lock, &record, deadline, events)?,
+        Mode::File => file::acquire(env, &lock, &record, deadline, opts.stale, events)?,
+    };
+    let acquired_at = env.monotonic();
+    Ok(held.map(|file| LockGuard {
+        env,
+        mode: opts.mode,
+        lock,
+        file: Some(file),
+        token,
+        acquired_at,
+        waited: acquired_at.saturating_since(started),
+    }))
+}
+
+/// Time left before `deadline`; `None` means no deadline.
+fn remaining(env: &impl Env, deadline: Option<MonoTime>) -> Option<Duration> {
+    deadline.map(|d| d.saturating_since(env.monotonic()))
+}
+
+/// The directory holding `path` and its file name.
+fn split(path: &Path) -> (PathBuf, OsString) {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_owned()).unwrap_or_default();
+    (dir, name)
+}
+
+/// Whether an error means the filesystem does not do `flock` at all.
+fn locks_unsupported(e: &io::Error) -> bool {
+    // ENOLCK, EOPNOTSUPP, ENOSYS
+    matches!(e.raw_os_error(), Some(37) | Some(95) | Some(38))
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,226 @@
+//! The owner record: who holds a lock, written into the lock file.
+//!
+//! A record is one JSON object and a newline. It tells `status` who holds a
+//! lock, and tells a waiter whether that holder is provably dead: a record
+//! from this host, this boot and this pid namespace names a process that can
+//! be checked in `/proc`; any other record cannot be checked.
+//!
+//! Bytes in a lock file were written by someone else (another baton, another
+//! tool, a crash), so parsing never panics: every failure is a
+//! [`RecordError`] saying what was there.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::{ProcessIdentity, Random};
+
+/// Format version written into every record.
+pub const RECORD_FORMAT: u32 = 1;
+
+/// One acquisition of a lock: 128 random bits, unique across processes and
+/// hosts, so a holder can tell its lock from the next holder's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Token(pub u128);
+
+impl Token {
+    pub fn random(rng: &impl Random) -> Token {
+        Token((u128::from(rng.random_u64()) << 64) | u128::from(rng.random_u64()))
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+/// What a kernel-mode sidecar holds while nobody holds the lock: it is never
+/// removed, so an exclusive-file waiter must not mistake it for a lock.
+pub const FREE_SIDECAR: &[u8] = b"{\"baton\":1,\"free\":\"kernel-mode sidecar\"}\n";
+
+/// Who holds a lock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerRecord {
+    pub baton: u32,
+    pub pid: u32,
+    pub start_time: u64,
+    pub boot_id: String,
+    pub pid_ns: u64,
+    pub host: String,
+    pub instance: String,
+    /// The holder's wall clock at acquisition, in ms since the epoch: for
+    /// people reading `status`. Never compared with another clock.
+    pub acquired_at_ms: u64,
+    pub token: String,
+}
+
+/// Why the bytes in a lock file are not a baton record.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("empty record")]
+    Empty,
+    #[error("truncated record ({len} bytes)")]
+    Truncated { len: usize },
+    #[error("garbage record ({len} bytes, not JSON)")]
+    Garbage { len: usize },
+    #[error("free kernel-mode sidecar")]
+    FreeSidecar,
+    #[error("record from another tool ({reason})")]
+    Foreign { reason: String },
+}
+
+impl OwnerRecord {
+    pub fn new(
+        me: &ProcessIdentity,
+        instance: &str,
+        acquired_at: SystemTime,
+        token: Token,
+    ) -> OwnerRecord {
+        let acquired_at_ms = acquired_at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        OwnerRecord {
+            baton: RECORD_FORMAT,
+            pid: me.pid,
+            start_time: me.start_time,
+            boot_id: me.boot_id.clone(),
+            pid_ns: me.pid_ns,
+            host: me.host.clone(),
+            instance: instance.to_owned(),
+            acquired_at_ms,
+            token: token.to_string(),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec(self).expect("a record always serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<OwnerRecord, RecordError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(RecordError::Empty);
+        }
+        if bytes == FREE_SIDECAR {
+            return Err(RecordError::FreeSidecar);
+        }
+        let len = bytes.len();
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(RecordError::Garbage { len });
+        }
+        serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+            serde_json::error::Category::Eof => RecordError::Truncated { len },
+            serde_json::error::Category::Syntax | serde_json::error::Category::Io => {
+                RecordError::Garbage { len }
+            }
+            serde_json::error::Category::Data => RecordError::Foreign {
+                reason: e.to_string(),
+            },
+        })
+    }
+
+    /// True when this record's pid can be checked from `me`: same host, same
+    /// boot, same pid namespace.
+    pub fn checkable_from(&self, me: &ProcessIdentity) -> bool {
+        self.host == me.host && self.boot_id == me.boot_id && self.pid_ns == me.pid_ns
+    }
+}
+
+impl fmt::Display for OwnerRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {} on {} ({})", self.pid, self.host, self.instance)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn me() -> ProcessIdentity {
+        ProcessIdentity {
+            pid: 4242,
+            start_time: 1_000,
+            boot_id: "boot-a".into(),
+            pid_ns: 4_026_531_836,
+            host: "devbox".into(),
+        }
+    }
+
+    fn record() -> OwnerRecord {
+        OwnerRecord::new(&me(), "agent-1", UNIX_EPOCH, Token(0xabc))
+    }
+
+    #[test]
+    fn record_round_trips_through_bytes() {
+        let r = record();
+        assert_eq!(OwnerRecord::parse(&r.to_bytes()), Ok(r));
+    }
+
+    #[test]
+    fn token_prints_as_32_hex_digits() {
+        assert_eq!(Token(0xabc).to_string(), format!("{:0>32}", "abc"));
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_record() {
+        assert_eq!(OwnerRecord::parse(b""), Err(RecordError::Empty));
+        assert_eq!(OwnerRecord::parse(b" \n"), Err(RecordError::Empty));
+    }
+
+    #[test]
+    fn truncated_json_is_reported_as_truncated() {
+        let bytes = record().to_bytes();
+        let cut = &bytes[..bytes.len() / 2];
+        assert_eq!(
+            OwnerRecord::parse(cut),
+            Err(RecordError::Truncated { len: cut.len() })
+        );
+    }
+
+    #[test]
+    fn garbage_bytes_are_garbage() {
+        assert_eq!(
+            OwnerRecord::parse(b"\xff\xfe\x00lock"),
+            Err(RecordError::Garbage { len: 7 })
+        );
+        // A bare pid, as some tools write.
+        assert!(matches!(
+            OwnerRecord::parse(b"12345 x"),
+            Err(RecordError::Garbage { .. })
+        ));
+    }
+
+    #[test]
+    fn free_kernel_sidecar_is_recognised() {
+        assert_eq!(
+            OwnerRecord::parse(FREE_SIDECAR),
+            Err(RecordError::FreeSidecar)
+        );
+    }
+
+    #[test]
+    fn json_without_baton_fields_is_foreign() {
+        assert!(matches!(
+            OwnerRecord::parse(br#"{"pid": 12}"#),
+            Err(RecordError::Foreign { .. })
+        ));
+    }
+
+    #[test]
+    fn record_from_another_host_boot_or_namespace_is_not_checkable() {
+        let mine = record();
+        assert!(mine.checkable_from(&me()));
+        for change in [
+            |r: &mut OwnerRecord| r.host = "laptop".into(),
+            |r: &mut OwnerRecord| r.boot_id = "boot-b".into(),
+            |r: &mut OwnerRecord| r.pid_ns += 1,
+        ] {
+            let mut other = mine.clone();
+            change(&mut other);
+            assert!(!other.checkable_from(&me()), "{other:?}");
+        }
+    }
+}

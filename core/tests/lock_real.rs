@@ -1,0 +1,326 @@
+//! Sidecar locks on the real filesystem, several open descriptions in one
+//! process (they contend like separate processes do).
+#![allow(clippy::disallowed_methods)] // tests set the stage with std::fs
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use baton_core::env::real::RealEnv;
+use baton_core::env::{Fs, OpenFile, Processes};
+use baton_core::lock::{self, LockError, LockEvent, LockOptions, Mode, Release, Wait};
+use baton_core::record::{OwnerRecord, Token};
+use baton_core::stale::Why;
+
+fn env() -> RealEnv {
+    RealEnv::new().unwrap()
+}
+
+fn opts(mode: Mode, wait: Wait) -> LockOptions {
+    let mut o = LockOptions::new(mode, wait);
+    o.instance = "test".into();
+    o
+}
+
+fn target(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("tasks.json")
+}
+
+fn no_events(e: LockEvent) {
+    panic!("unexpected event {e:?}");
+}
+
+/// A record of a process that has exited: a child we spawned and reaped.
+fn dead_record(env: &RealEnv) -> OwnerRecord {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let mut r = OwnerRecord::new(env.identity(), "crashed", env.wall_now(), Token(1));
+    r.pid = pid;
+    r
+}
+
+trait WallNow {
+    fn wall_now(&self) -> std::time::SystemTime;
+}
+impl WallNow for RealEnv {
+    fn wall_now(&self) -> std::time::SystemTime {
+        baton_core::env::Clock::wall(self)
+    }
+}
+
+#[test]
+fn second_holder_is_refused_in_both_modes() {
+    for mode in [Mode::Kernel, Mode::File] {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env();
+        let file = target(&dir);
+        let first = lock::acquire(&env, &file, &opts(mode, Wait::No), &mut no_events)
+            .unwrap()
+            .expect("free lock is acquired");
+        let second = lock::acquire(&env, &file, &opts(mode, Wait::No), &mut no_events).unwrap();
+        assert!(second.is_none(), "{mode}: second holder got the lock");
+        assert_eq!(first.release().unwrap(), Release::Released);
+        let third = lock::acquire(&env, &file, &opts(mode, Wait::No), &mut no_events).unwrap();
+        assert!(third.is_some(), "{mode}: lock not free after release");
+    }
+}
+
+#[test]
+fn kernel_sidecar_is_never_removed_and_holds_the_record_only_while_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env();
+    let file = target(&dir);
+    let sidecar = lock::sidecar_path(&file);
+    let guard = lock::acquire(&env, &file, &opts(Mode::Kernel, Wait::No), &mut no_events)
+        .unwrap()
+        .unwrap();
+    let record = OwnerRecord::parse(&std::fs::read(&sidecar).unwrap()).unwrap();
+    assert_eq!(record.pid, std::process::id());
+    assert_eq!(record.token, guard.token().to_string());
+    guard.release().unwrap();
+    assert!(sidecar.exists(), "kernel sidecar must persist");
+    assert_eq!(
+        std::fs::read(&sidecar).unwrap(),
+        baton_core::record::FREE_SIDECAR
+    );
+}
+
+#[test]
+fn file_lock_is_visible_with_its_full_record_and_gone_after_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env();
+    let file = target(&dir);
+    let sidecar = lock::sidecar_path(&file);
+    let guard = lock::acquire(&env, &file, &opts(Mode::File, Wait::No), &mut no_events)
+        .unwrap()
+        .unwrap();
+    let record = OwnerRecord::parse(&std::fs::read(&sidecar).unwrap()).unwrap();
+    assert_eq!(record.token, guard.token().to_string());
+    // Only the lock file: the temp name was removed after linking.
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    guard.release().unwrap();
+    assert!(!sidecar.exists());
+}
+
+#[test]
+fn timed_wait_gives_up_after_the_timeout() {
+    for mode in [Mode::Kernel, Mode::File] {
+        let dir = tempfile::tempdir().unwrap();
+        let env = env();
+        let file = target(&dir);
+        let _held = lock::acquire(&env, &file, &opts(mode, Wait::No), &mut no_events)
+            .unwrap()
+            .unwrap();
+        let mut waited_event = 0;
+        let start = std::time::Instant::now();
+        let got = lock::acquire(
+            &env,
+            &file,
+            &opts(mode, Wait::For(Duration::from_millis(200))),
+            &mut |e| match e {
+                LockEvent::Waiting { holder, .. } => {
+                    assert_eq!(holder.unwrap().pid, std::process::id());
+                    waited_event += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            },
+        )
+        .unwrap();
+        assert!(got.is_none());
+        assert_eq!(waited_event, 1, "{mode}: waiting is announced once");
+        // Not a timing assertion on speed: only that it did wait.
+        assert!(start.elapsed() >= Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn kernel_waiter_is_woken_by_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = target(&dir);
+    let env = env();
+    let held = lock::acquire(&env, &file, &opts(Mode::Kernel, Wait::No), &mut no_events)
+        .unwrap()
+        .unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let env = RealEnv::new().unwrap();
+            lock::acquire(&env, &file, &opts(Mode::Kernel, Wait::Forever), &mut |_| {})
+                .unwrap()
+                .map(|g| g.token())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        held.release().unwrap();
+        assert!(waiter.join().unwrap().is_some());
+    });
+}
+
+#[test]
+fn file_lock_of_a_dead_owner_is_reaped_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env();
+    let file = target(&dir);
+    let sidecar = lock::sidecar_path(&file);
+    let dead = dead_record(&env);
+    std::fs::write(&sidecar, dead.to_bytes()).unwrap();
+    let mut reaped = Vec::new();
+    let guard = lock::acquire(&env, &file, &opts(Mode::File, Wait::No), &mut |e| {
+        reaped.push(e)
+    })
+    .unwrap()
+    .expect("a dead owner's lock is reaped without waiting");
+    assert_eq!(
+        reaped,
+        vec![LockEvent::Reaped {
+            lock: sidecar.clone(),
+            owner: Ok(dead.clone()),
+            why: Why::OwnerDead { pid: dead.pid },
+        }]
+    );
+    guard.release().unwrap();
+}
+
+#[test]
+fn file_lock_of_a_reused_pid_is_reaped_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env();
+    let file = target(&dir);
+    // Our own pid, but an earlier start time: the pid was reused by us.
+    let mut r = OwnerRecord::new(env.identity(), "old", env.wall_now(), Token(2));
+    r.start_time -= 1;
+    std::fs::write(lock::sidecar_path(&file), r.to_bytes()).unwrap();
+    let mut whys = Vec::new();
+    let guard = lock::acquire(&env, &file, &opts(Mode::File, Wait::No), &mut |e| {
+        if let LockEvent::Reaped { why, .. } = e {
+            whys.push(why)
+        }
+    })
+    .unwrap();
+    assert!(guard.is_some());
+    assert!(matches!(whys[..], [Why::PidReused { .. }]), "{whys:?}");
+}
+
+#[test]
+fn unverifiable_lock_is_reaped_only_after_the_stale_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env();
+    let file = target(&dir);
+    let mut r = OwnerRecord::new(env.identity(), "remote", env.wall_now(), Token(3));
+    r.host = "another-host".into();
+    std::fs::write(lock::sidecar_path(&file), r.to_bytes()).unwrap();
+    let mut o = opts(Mode::File, Wait::No);
+    o.stale = Duration::from_millis(150);
+    // Without waiting, an unverifiable owner is never reaped.
+    assert!(
+        lock::acquire(&env, &file, &o, &mut |_| {})
+            .unwrap()
+            .is_none()
+    );
+    o.wait = Wait::For(Duration::from_secs(10));
+    let mut whys = Vec::new();
+    let guard = lock::acquire(&env, &file, &o, &mut |e| {
+        if let LockEvent::Reaped { why, .. } = e {
+            whys.push(why)
+        }
+    })
+    .unwrap();
+    assert!(guard.is_some());
+    match &whys[..] {
+        [Why::Unchanged { for_ms, .. }] => assert!(*for_ms >= 150),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn live_file_holder_is_never_reaped_however_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env();
+    let file = target(&dir);
+    let held = lock::acquire(&env, &file, &opts(Mode::File, Wait::No), &mut no_events)
+        .unwrap()
+        .unwrap();
+    let mut o = opts(Mode::File, Wait::For(Duration::from_millis(300)));
+    o.stale = Duration::from_millis(1); // no heartbeat will ever beat this
+    let got = lock::acquire(&env, &file, &o, &mut |e| {
+        assert!(matches!(e, LockEvent::Waiting { .. }), "{e:?}")
+    })
+    .unwrap();
+    assert!(got.is_none(), "a live holder's lock was taken");
+    assert_eq!(held.release().unwrap(), Release::Released);
+}
+
+#[test]
+fn release_never_removes_a_lock_that_is_no_longer_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env();
+    let file = target(&dir);
+    let sidecar = lock::sidecar_path(&file);
+    let held = lock::acquire(&env, &file, &opts(Mode::File, Wait::No), &mut no_events)
+        .unwrap()
+        .unwrap();
+    // Someone outside the protocol replaces the lock file.
+    std::fs::remove_file(&sidecar).unwrap();
+    std::fs::write(&sidecar, b"someone else").unwrap();
+    assert_eq!(held.release().unwrap(), Release::Lost);
+    assert_eq!(std::fs::read(&sidecar).unwrap(), b"someone else");
+}
+
+#[test]
+fn kernel_lock_on_a_replaced_sidecar_is_retaken_on_the_new_inode() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env();
+    let file = target(&dir);
+    let sidecar = lock::sidecar_path(&file);
+    let held = lock::acquire(&env, &file, &opts(Mode::Kernel, Wait::No), &mut no_events)
+        .unwrap()
+        .unwrap();
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let env = RealEnv::new().unwrap();
+            let g = lock::acquire(&env, &file, &opts(Mode::Kernel, Wait::Forever), &mut |_| {})
+                .unwrap()
+                .unwrap();
+            let id = env.metadata(g.path()).unwrap().id;
+            (id, g.file().metadata().unwrap().id)
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        // rm by hand while a waiter blocks on the old inode.
+        std::fs::remove_file(&sidecar).unwrap();
+        held.release().unwrap();
+        let (path_id, locked_id) = waiter.join().unwrap();
+        assert_eq!(path_id, locked_id, "waiter holds an orphaned inode");
+    });
+}
+
+#[test]
+fn file_mode_refuses_a_kernel_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env();
+    let file = target(&dir);
+    lock::acquire(&env, &file, &opts(Mode::Kernel, Wait::No), &mut no_events)
+        .unwrap()
+        .unwrap()
+        .release()
+        .unwrap();
+    let err = lock::acquire(&env, &file, &opts(Mode::File, Wait::No), &mut no_events)
+        .err()
+        .expect("mode mismatch is an error");
+    assert!(matches!(err, LockError::ModeMismatch { .. }), "{err}");
+}
+
+#[test]
+fn missing_directory_is_an_error_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = env();
+    let file = dir.path().join("missing").join("tasks.json");
+    for mode in [Mode::Kernel, Mode::File] {
+        let err = lock::acquire(&env, &file, &opts(mode, Wait::No), &mut no_events)
+            .err()
+            .unwrap();
+        let msg = err.to_string();
+        assert!(msg.contains("missing"), "{mode}: {msg}");
+        assert!(msg.contains("No such file"), "{mode}: {msg}");
+    }
+}
+
+fn _assert_path(_: &Path) {}
