@@ -1,12 +1,13 @@
 //! `baton lock`: run a command holding a file's sidecar lock.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use baton_core::env::Processes;
 use baton_core::env::real::RealEnv;
-use baton_core::env::{Fs, FsKind, Processes};
+use baton_core::hygiene;
 use baton_core::lock::{self, LockOptions, Mode, Wait};
 
 use crate::child;
@@ -56,26 +57,6 @@ fn seconds(flag: &str, secs: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(secs).with_context(|| format!("{flag} {secs}: not a duration"))
 }
 
-fn resolve_mode(env: &RealEnv, arg: ModeArg, file: &Path) -> anyhow::Result<Mode> {
-    Ok(match arg {
-        ModeArg::Kernel => Mode::Kernel,
-        ModeArg::File => Mode::File,
-        ModeArg::Auto => {
-            let dir = match file.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            match env
-                .fs_kind(dir)
-                .with_context(|| format!("inspect filesystem: {}", dir.display()))?
-            {
-                FsKind::Local => Mode::Kernel,
-                FsKind::Network(_) => Mode::File,
-            }
-        }
-    })
-}
-
 pub fn run(args: LockArgs, report: Reporter) -> anyhow::Result<Exit> {
     let env = RealEnv::new().context("read process identity from /proc")?;
     let wait = match (args.nonblock, args.wait) {
@@ -83,7 +64,11 @@ pub fn run(args: LockArgs, report: Reporter) -> anyhow::Result<Exit> {
         (false, Some(secs)) => Wait::For(seconds("-w", secs)?),
         (false, None) => Wait::Forever,
     };
-    let mode = resolve_mode(&env, args.mode, &args.file)?;
+    let mode = match args.mode {
+        ModeArg::Kernel => Mode::Kernel,
+        ModeArg::File => Mode::File,
+        ModeArg::Auto => lock::mode_for(&env, &args.file)?,
+    };
     let stale = seconds("--stale", args.stale)?;
     let me = env.identity();
     let opts = LockOptions {
@@ -92,6 +77,9 @@ pub fn run(args: LockArgs, report: Reporter) -> anyhow::Result<Exit> {
         stale,
         instance: args.id.unwrap_or_else(|| format!("{}:{}", me.host, me.pid)),
     };
+    if let Err(e) = hygiene::exclude_from_git(&env, &lock::sidecar_path(&args.file)) {
+        report.warning(&format!("cannot hide the lock file from git: {e}"));
+    }
     let acquired = lock::acquire(&env, &args.file, &opts, &mut |e| report.lock_event(&e))?;
     let Some(guard) = acquired else {
         let waited = match wait {

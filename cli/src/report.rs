@@ -75,6 +75,14 @@ impl Reporter {
         }
     }
 
+    pub fn warning(&self, detail: &str) {
+        if self.json {
+            self.emit(json!({ "event": "warning", "detail": detail }));
+        } else {
+            self.say(format_args!("warning: {detail}"));
+        }
+    }
+
     pub fn acquired(&self, lock: &Path, mode: Mode, token: &str, waited: Duration) {
         if self.json {
             self.emit(json!({

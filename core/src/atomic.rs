@@ -13,11 +13,21 @@
 //! wins). Serialise read-modify-write with a sidecar lock.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::env::{Env, OpenFile};
 use crate::error::IoFailure;
 use crate::record::Token;
+
+/// The temp name baton uses beside `path`: `.NAME.TOKEN.tmp`, hidden, unique
+/// per writer, in the same directory (so `rename` and `link` stay on one
+/// filesystem). [`crate::hygiene`] excludes `.NAME.*.tmp` from git.
+pub fn temp_sibling(path: &Path, token: Token) -> PathBuf {
+    let mut name = OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{token}.tmp"));
+    path.with_file_name(name)
+}
 
 /// Replaces `path`'s contents with `bytes`, atomically and durably.
 pub fn write_atomic<E: Env>(env: &E, path: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
@@ -25,10 +35,7 @@ pub fn write_atomic<E: Env>(env: &E, path: &Path, bytes: &[u8]) -> Result<(), Io
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut temp_name = OsString::from(".");
-    temp_name.push(path.file_name().unwrap_or_default());
-    temp_name.push(format!(".{}.tmp", Token::random(env)));
-    let temp = dir.join(temp_name);
+    let temp = temp_sibling(path, Token::random(env));
 
     let file = env
         .create_new(&temp)

@@ -30,6 +30,7 @@ pub mod atomic;
 pub mod backoff;
 pub mod env;
 pub mod error;
+pub mod hygiene;
 pub mod lock;
 pub mod record;
 pub mod stale;

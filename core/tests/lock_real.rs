@@ -2,7 +2,7 @@
 //! process (they contend like separate processes do).
 #![allow(clippy::disallowed_methods)] // tests set the stage with std::fs
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use baton_core::env::real::RealEnv;
@@ -303,8 +303,7 @@ fn file_mode_refuses_a_kernel_sidecar() {
         .release()
         .unwrap();
     let err = lock::acquire(&env, &file, &opts(Mode::File, Wait::No), &mut no_events)
-        .err()
-        .expect("mode mismatch is an error");
+        .expect_err("mode mismatch is an error");
     assert!(matches!(err, LockError::ModeMismatch { .. }), "{err}");
 }
 
@@ -315,12 +314,9 @@ fn missing_directory_is_an_error_naming_the_path() {
     let file = dir.path().join("missing").join("tasks.json");
     for mode in [Mode::Kernel, Mode::File] {
         let err = lock::acquire(&env, &file, &opts(mode, Wait::No), &mut no_events)
-            .err()
-            .unwrap();
+            .expect_err("no directory, no lock");
         let msg = err.to_string();
         assert!(msg.contains("missing"), "{mode}: {msg}");
         assert!(msg.contains("No such file"), "{mode}: {msg}");
     }
 }
-
-fn _assert_path(_: &Path) {}

@@ -18,7 +18,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 pub mod real;
@@ -102,6 +102,9 @@ pub trait Fs {
 
     /// `statfs(2)`: what kind of filesystem holds `path`.
     fn fs_kind(&self, path: &Path) -> io::Result<FsKind>;
+
+    /// `realpath(3)`: the absolute path with symlinks, `.` and `..` resolved.
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf>;
 }
 
 /// Calls on an open file description.

@@ -2,14 +2,15 @@
 //! and its safety argument are in the parent module's documentation.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use super::{LockError, LockEvent, Release, locks_unsupported, remaining, split};
+use super::{LockError, LockEvent, Release, locks_unsupported, remaining};
+use crate::atomic::temp_sibling;
 use crate::backoff::Backoff;
 use crate::env::{Env, MonoTime, OpenFile};
 use crate::error::IoFailure;
-use crate::record::{OwnerRecord, RecordError};
+use crate::record::{OwnerRecord, RecordError, Token};
 use crate::stale::{OwnerCheck, Sighting, StaleWatch, Why, check_owner};
 
 const BACKOFF_BASE: Duration = Duration::from_millis(1);
@@ -36,15 +37,12 @@ pub(super) fn acquire<E: Env>(
     env: &E,
     lock: &Path,
     record: &OwnerRecord,
+    token: Token,
     deadline: Option<MonoTime>,
     stale: Duration,
     events: &mut dyn FnMut(LockEvent),
 ) -> Result<Option<E::File>, LockError> {
-    let (dir, name) = split(lock);
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(&name);
-    temp_name.push(format!(".{}.tmp", record.token));
-    let temp = dir.join(temp_name);
+    let temp = temp_sibling(lock, token);
     let bytes = record.to_bytes();
 
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
@@ -234,13 +232,4 @@ pub(super) fn release<E: Env>(env: &E, lock: &Path, file: E::File) -> Result<Rel
     // Closing drops the inode's kernel lock only after the name is gone.
     drop(file);
     Ok(outcome?)
-}
-
-/// Path of a lock file's temp name, exposed for hygiene (git excludes).
-pub(crate) fn temp_pattern(lock: &Path) -> PathBuf {
-    let (dir, name) = split(lock);
-    let mut pattern = std::ffi::OsString::from(".");
-    pattern.push(name);
-    pattern.push(".*.tmp");
-    dir.join(pattern)
 }

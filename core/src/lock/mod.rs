@@ -85,7 +85,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::env::{Env, MonoTime, OpenFile};
+use crate::env::{Env, FsKind, MonoTime, OpenFile};
 use crate::error::IoFailure;
 use crate::record::{OwnerRecord, RecordError, Token};
 use crate::stale::Why;
@@ -173,6 +173,22 @@ pub enum LockError {
     ModeMismatch { path: PathBuf },
     #[error("{}: lock file keeps being replaced while locking it ({attempts} attempts)", path.display())]
     Unstable { path: PathBuf, attempts: u32 },
+}
+
+/// The mode a lock on `file` should use when the user has not chosen:
+/// kernel mode where kernel locks are trustworthy, exclusive-file mode on
+/// network filesystems.
+pub fn mode_for<E: Env>(env: &E, file: &Path) -> Result<Mode, IoFailure> {
+    let (dir, _) = split(file);
+    Ok(
+        match env
+            .fs_kind(&dir)
+            .map_err(IoFailure::at("inspect filesystem", &dir))?
+        {
+            FsKind::Local => Mode::Kernel,
+            FsKind::Network(_) => Mode::File,
+        },
+    )
 }
 
 /// `FILE.lock`, beside `FILE`.
@@ -291,7 +307,7 @@ pub fn acquire<'e, E: Env>(
     let record = OwnerRecord::new(env.identity(), &opts.instance, env.wall(), token);
     let held = match opts.mode {
         Mode::Kernel => kernel::acquire(env, &lock, &record, deadline, events)?,
-        Mode::File => file::acquire(env, &lock, &record, deadline, opts.stale, events)?,
+        Mode::File => file::acquire(env, &lock, &record, token, deadline, opts.stale, events)?,
     };
     let acquired_at = env.monotonic();
     Ok(held.map(|file| LockGuard {
