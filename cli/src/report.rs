@@ -1,11 +1,11 @@
 //! What baton tells people and programs while it works.
 //!
-//! Human mode: a line on stderr for what is worth knowing (waiting, reaped),
-//! nothing when all goes smoothly. `--json`: one JSON object per event, each
+//! Human mode: a line on stderr for what is worth knowing (reaped, timed
+//! out; waiting, when stderr is a terminal), nothing when all goes smoothly. `--json`: one JSON object per event, each
 //! with an `event` field named by a past-tense verb (or `waiting`). Events
 //! go to stderr under `baton lock`, whose stdout belongs to the command.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -59,6 +59,9 @@ impl Reporter {
             (true, LockEvent::CannotReap { lock, why }) => self.emit(json!({
                 "event": "cannot-reap", "lock": lock, "detail": why,
             })),
+            // Scripts want flock(1)'s silence; a person at a terminal wants
+            // to know why nothing happens.
+            (false, LockEvent::Waiting { .. }) if !std::io::stderr().is_terminal() => {}
             (false, LockEvent::Waiting { lock, holder }) => self.say(format_args!(
                 "waiting for lock {} ({})",
                 lock.display(),

@@ -105,7 +105,9 @@ fn timed_wait_against_a_held_lock_exits_75_after_the_timeout() {
         let dir = tempfile::tempdir().unwrap();
         let mut holder = hold(dir.path(), mode, "f", "sleep 30");
         let start = Instant::now();
-        let o = run(baton(dir.path()).args(["lock", "-w", "1", "--mode", mode, "f", "--", "true"]));
+        let o = run(baton(dir.path()).args([
+            "--json", "lock", "-w", "1", "--mode", mode, "f", "--", "true",
+        ]));
         let took = start.elapsed();
         assert_eq!(o.status.code(), Some(75), "{mode}: {}", stderr(&o));
         assert!(
@@ -114,8 +116,8 @@ fn timed_wait_against_a_held_lock_exits_75_after_the_timeout() {
         );
         // Generous: exactness is within one backoff step, but CI is shared.
         assert!(took < Duration::from_secs(5), "{mode}: waited {took:?}");
-        let said = stderr(&o);
-        assert_eq!(said.matches("waiting for lock").count(), 1, "{said}");
+        let events: Vec<_> = json_events(&o).into_iter().map(|e| e["event"].clone()).collect();
+        assert_eq!(events, ["waiting", "timed-out"], "{mode}");
         kill(-(holder.id() as i32), "KILL");
         holder.wait().unwrap();
     }

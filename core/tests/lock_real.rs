@@ -80,8 +80,8 @@ fn kernel_sidecar_is_never_removed_and_holds_the_record_only_while_held() {
     guard.release().unwrap();
     assert!(sidecar.exists(), "kernel sidecar must persist");
     assert_eq!(
-        std::fs::read(&sidecar).unwrap(),
-        baton_core::record::FREE_SIDECAR
+        OwnerRecord::parse(&std::fs::read(&sidecar).unwrap()),
+        Err(baton_core::record::RecordError::FreeSidecar)
     );
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::{LockError, LockEvent, Release, remaining, split};
 use crate::env::{Env, FsKind, MonoTime, OpenFile};
 use crate::error::IoFailure;
-use crate::record::{FREE_SIDECAR, OwnerRecord};
+use crate::record::{FREE_SIDECAR, OwnerRecord, padded};
 
 /// Replacements of the sidecar tolerated while locking it before giving up:
 /// each needs someone deleting the file by hand in a narrow window.
@@ -84,20 +84,26 @@ fn same_inode<E: Env>(env: &E, lock: &Path, file: &E::File) -> Result<bool, Lock
     }
 }
 
+/// Overwrites the sidecar's slot in place, trimming anything longer that a
+/// previous writer left.
+fn write_slot<F: OpenFile>(file: &F, bytes: &[u8]) -> io::Result<()> {
+    let slot = padded(bytes);
+    file.write_all_at(&slot, 0)?;
+    if file.metadata()?.len > slot.len() as u64 {
+        file.set_len(slot.len() as u64)?;
+    }
+    Ok(())
+}
+
 fn write_record<F: OpenFile>(lock: &Path, file: &F, record: &OwnerRecord) -> Result<(), LockError> {
-    let bytes = record.to_bytes();
-    file.set_len(0)
-        .and_then(|()| file.write_all_at(&bytes, 0))
-        .map_err(IoFailure::at("write owner record", lock))?;
+    write_slot(file, &record.to_bytes()).map_err(IoFailure::at("write owner record", lock))?;
     Ok(())
 }
 
 pub(super) fn release<F: OpenFile>(lock: &Path, file: F) -> Result<Release, LockError> {
     // Clear the record before unlocking, so nobody reads our record as the
     // next holder's; mark the sidecar free for exclusive-file waiters.
-    let cleared = file
-        .set_len(0)
-        .and_then(|()| file.write_all_at(FREE_SIDECAR, 0));
+    let cleared = write_slot(&file, FREE_SIDECAR);
     let unlocked = file.unlock();
     drop(file);
     cleared.map_err(IoFailure::at("clear owner record", lock))?;

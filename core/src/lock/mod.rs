@@ -10,8 +10,11 @@
 //! 2. compare the locked description's inode with the one the path names
 //!    now; on a mismatch (someone removed or replaced the file by hand) the
 //!    lock is on an orphan: drop it and start again;
-//! 3. write the owner record into the file, for `status`;
-//! 4. release: truncate the record, then `flock(LOCK_UN)`, then close.
+//! 3. write the owner record into the file, for `status` (in place, over a
+//!    fixed-size slot: readers may see a half-written record, which they
+//!    report as unreadable; nothing is decided from it);
+//! 4. release: overwrite the record with a "free" marker, then
+//!    `flock(LOCK_UN)`, then close.
 //!
 //! *Safety.* Mutual exclusion is the kernel's: one open description holds
 //! `LOCK_EX` on an inode at a time, and step 2 makes that inode the one the
