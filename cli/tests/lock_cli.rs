@@ -116,7 +116,10 @@ fn timed_wait_against_a_held_lock_exits_75_after_the_timeout() {
         );
         // Generous: exactness is within one backoff step, but CI is shared.
         assert!(took < Duration::from_secs(5), "{mode}: waited {took:?}");
-        let events: Vec<_> = json_events(&o).into_iter().map(|e| e["event"].clone()).collect();
+        let events: Vec<_> = json_events(&o)
+            .into_iter()
+            .map(|e| e["event"].clone())
+            .collect();
         assert_eq!(events, ["waiting", "timed-out"], "{mode}");
         kill(-(holder.id() as i32), "KILL");
         holder.wait().unwrap();
