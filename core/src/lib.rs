@@ -28,6 +28,7 @@
 
 pub mod atomic;
 pub mod backoff;
+pub mod catalogue;
 pub mod env;
 pub mod error;
 pub mod hygiene;

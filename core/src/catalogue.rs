@@ -1,0 +1,138 @@
+//! The names every world shares: invariants and catalogued protocols.
+//!
+//! The simulator's oracle and the models' properties check these invariants
+//! under these names, and every report prints one table over this
+//! catalogue. Names are kebab-case and never change. The protocols marked
+//! [`Expect::Violates`] are known-bad on purpose (the field's bugs, kept as
+//! regression scenarios); their code lives only in the simulator and the
+//! models, never here.
+
+use std::fmt;
+
+/// A property that must hold in every world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Invariant {
+    /// Never two live holders of one lock.
+    MutualExclusion,
+    /// Never two instances acting as primary.
+    SinglePrimary,
+    /// Every acknowledged state update is in the final state.
+    NoLostUpdate,
+    /// A reader never sees a partial or empty state file.
+    NoTornState,
+    /// Every commit contains only its own task's edits.
+    NoCrossCommit,
+    /// A path is claimed by at most one live instance.
+    Claims,
+    /// Once faults stop, waiters acquire and primaries are elected within
+    /// the stated bound.
+    Liveness,
+}
+
+impl Invariant {
+    pub const ALL: [Invariant; 7] = [
+        Invariant::MutualExclusion,
+        Invariant::SinglePrimary,
+        Invariant::NoLostUpdate,
+        Invariant::NoTornState,
+        Invariant::NoCrossCommit,
+        Invariant::Claims,
+        Invariant::Liveness,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::MutualExclusion => "mutual-exclusion",
+            Invariant::SinglePrimary => "single-primary",
+            Invariant::NoLostUpdate => "no-lost-update",
+            Invariant::NoTornState => "no-torn-state",
+            Invariant::NoCrossCommit => "no-cross-commit",
+            Invariant::Claims => "claims",
+            Invariant::Liveness => "liveness",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Invariant> {
+        Invariant::ALL.into_iter().find(|i| i.name() == name)
+    }
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What running a protocol must show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Every invariant holds.
+    Holds,
+    /// The checker must find this invariant broken.
+    Violates(Invariant),
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::Holds => f.write_str("holds"),
+            Expect::Violates(i) => write!(f, "violates {i}"),
+        }
+    }
+}
+
+/// A catalogued protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Protocol {
+    pub name: &'static str,
+    /// Where it comes from (a seed bug report, or baton).
+    pub source: &'static str,
+    pub expect: Expect,
+}
+
+/// Every protocol the simulator or the models run, in report order.
+pub const PROTOCOLS: &[Protocol] = &[
+    Protocol {
+        name: "naive-reap",
+        source: "seed 002: check age, delete, create",
+        expect: Expect::Violates(Invariant::MutualExclusion),
+    },
+    Protocol {
+        name: "baton-lock-kernel",
+        source: "baton: flock on a never-unlinked sidecar",
+        expect: Expect::Holds,
+    },
+    Protocol {
+        name: "baton-lock-file",
+        source: "baton: linked lock file, inode-locked reaping",
+        expect: Expect::Holds,
+    },
+];
+
+pub fn protocol(name: &str) -> Option<&'static Protocol> {
+    PROTOCOLS.iter().find(|p| p.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invariant_names_round_trip_and_are_kebab_case() {
+        for i in Invariant::ALL {
+            assert_eq!(Invariant::from_name(i.name()), Some(i));
+            assert!(i.name().chars().all(|c| c.is_ascii_lowercase() || c == '-'));
+        }
+    }
+
+    #[test]
+    fn protocol_names_are_unique() {
+        for (i, p) in PROTOCOLS.iter().enumerate() {
+            assert!(
+                PROTOCOLS[i + 1..].iter().all(|q| q.name != p.name),
+                "{}",
+                p.name
+            );
+        }
+    }
+}

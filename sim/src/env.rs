@@ -1,0 +1,700 @@
+//! The simulated environment: `baton-core`'s environment traits on the
+//! simulated kernel. It mirrors `core/src/env/real.rs` impl for impl, in
+//! trait order (`Fs`, `OpenFile`, `Clock`, `Processes`, `Random`).
+//!
+//! Every call is a scheduling point (see [`crate::kernel`]); faults strike
+//! at that point, before the call takes effect.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use baton_core::catalogue::Invariant;
+use baton_core::env::{
+    Clock, Fs, FsKind, Liveness, Metadata, MonoTime, OpenFile, ProcessIdentity, Processes, Random,
+};
+
+use crate::fault::{Fault, Site};
+use crate::fs::{EIO, OfdId};
+use crate::kernel::{CALL_NS, Guard, PState, Shared, Unwind};
+use crate::oracle::Finding;
+
+/// One simulated process's handle on the kernel.
+#[derive(Clone)]
+pub(crate) struct Caller {
+    pub shared: Arc<Shared>,
+    pub slot: usize,
+    pub incarnation: u32,
+}
+
+fn unwind(aborted: bool) -> ! {
+    // resume_unwind skips the panic hook: a simulated crash prints nothing.
+    std::panic::resume_unwind(Box::new(if aborted {
+        Unwind::Aborted
+    } else {
+        Unwind::Crashed
+    }))
+}
+
+/// How a call's result reads in a trace.
+pub(crate) trait Brief {
+    fn brief(&self) -> String;
+}
+
+impl Brief for () {
+    fn brief(&self) -> String {
+        "ok".into()
+    }
+}
+
+impl Brief for bool {
+    fn brief(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Brief for OfdId {
+    fn brief(&self) -> String {
+        format!("fd{self}")
+    }
+}
+
+impl Brief for Vec<u8> {
+    fn brief(&self) -> String {
+        let text = String::from_utf8_lossy(self);
+        let text = text.trim_end();
+        if text.len() > 60 {
+            format!(
+                "{:?}... ({} bytes)",
+                &text[..text.floor_char_boundary(60)],
+                self.len()
+            )
+        } else {
+            format!("{text:?}")
+        }
+    }
+}
+
+impl Brief for Metadata {
+    fn brief(&self) -> String {
+        format!(
+            "ino {} len {} nlink {} mtime {}",
+            self.id.ino,
+            self.len,
+            self.nlink,
+            self.modified.brief()
+        )
+    }
+}
+
+impl Brief for SystemTime {
+    fn brief(&self) -> String {
+        let ns = match self.duration_since(crate::clock::epoch()) {
+            Ok(d) => d.as_nanos() as i64,
+            Err(e) => -(e.duration().as_nanos() as i64),
+        };
+        crate::kernel::secs(ns)
+    }
+}
+
+impl Brief for MonoTime {
+    fn brief(&self) -> String {
+        crate::kernel::secs(self.nanos as i64)
+    }
+}
+
+impl Brief for Vec<OsString> {
+    fn brief(&self) -> String {
+        let names: Vec<_> = self.iter().map(|n| n.to_string_lossy()).collect();
+        format!("[{}]", names.join(", "))
+    }
+}
+
+impl Brief for Liveness {
+    fn brief(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Brief for FsKind {
+    fn brief(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+impl Brief for PathBuf {
+    fn brief(&self) -> String {
+        self.display().to_string()
+    }
+}
+
+fn show<T: Brief>(r: &io::Result<T>) -> String {
+    match r {
+        Ok(v) => v.brief(),
+        Err(e) => match e.raw_os_error() {
+            Some(code) => errno_name(code).to_owned(),
+            None => e.to_string(),
+        },
+    }
+}
+
+fn errno_name(code: i32) -> &'static str {
+    match code {
+        1 => "EPERM",
+        2 => "ENOENT",
+        5 => "EIO",
+        13 => "EACCES",
+        17 => "EEXIST",
+        20 => "ENOTDIR",
+        21 => "EISDIR",
+        22 => "EINVAL",
+        28 => "ENOSPC",
+        39 => "ENOTEMPTY",
+        _ => "E?",
+    }
+}
+
+impl Caller {
+    /// The scheduling point at the start of every call: waits for this
+    /// process's turn, then applies the fault (if any) striking `site`.
+    /// `Err` is an injected error, already traced.
+    fn enter(&self, site: Site, what: &dyn Fn() -> String) -> Result<Guard<'_>, io::Error> {
+        let k = self.shared.lock();
+        if k.is_dead(self.slot, self.incarnation) {
+            if std::thread::panicking() {
+                // A destructor running while a killed process unwinds: the
+                // call fails and changes nothing.
+                return Err(io::Error::from_raw_os_error(EIO));
+            }
+            let aborted = k.aborted;
+            drop(k);
+            unwind(aborted);
+        }
+        let mut k = self.shared.switch(k, Some(self.slot));
+        self.unwind_if_dead(&k);
+        if !k.in_fault_phase() {
+            return Ok(k);
+        }
+        match k.faults.strike(site) {
+            None => Ok(k),
+            Some(Fault::Crash) => {
+                k.record(self.slot, || format!("CRASH in {}", what()));
+                k.kill(self.slot);
+                drop(k);
+                unwind(false)
+            }
+            Some(Fault::MachineCrash) => {
+                k.record(self.slot, || format!("MACHINE CRASH in {}", what()));
+                k.machine_crash();
+                drop(k);
+                unwind(false)
+            }
+            Some(Fault::Pause { ns }) => {
+                k.record(self.slot, || {
+                    format!("PAUSE {}s before {}", ns / 1_000_000_000, what())
+                });
+                let until = k.now + ns;
+                k.procs[self.slot].state = PState::Paused { until };
+                let k = self.shared.switch(k, Some(self.slot));
+                self.unwind_if_dead(&k);
+                Ok(k)
+            }
+            Some(Fault::Io { errno }) => {
+                k.now += CALL_NS;
+                k.record(self.slot, || {
+                    format!("{} -> {} (injected)", what(), errno_name(errno))
+                });
+                Err(io::Error::from_raw_os_error(errno))
+            }
+        }
+    }
+
+    fn unwind_if_dead(&self, k: &Guard<'_>) {
+        if k.is_dead(self.slot, self.incarnation) {
+            unwind(k.aborted);
+        }
+    }
+
+    /// One non-blocking call: enter, run `op` on the kernel, trace it.
+    fn call<T: Brief>(
+        &self,
+        site: Site,
+        what: &dyn Fn() -> String,
+        op: impl FnOnce(&mut Guard<'_>, usize) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let mut k = self.enter(site, what)?;
+        let r = op(&mut k, self.slot);
+        k.now += CALL_NS;
+        k.record(self.slot, || format!("{} -> {}", what(), show(&r)));
+        r
+    }
+
+    fn wall(&self, k: &Guard<'_>) -> SystemTime {
+        k.procs[self.slot].clock.wall(k.now)
+    }
+}
+
+/// One simulated process's environment.
+pub struct SimEnv {
+    caller: Caller,
+    identity: ProcessIdentity,
+}
+
+impl std::fmt::Debug for SimEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SimEnv(p{} pid {})", self.caller.slot, self.identity.pid)
+    }
+}
+
+impl SimEnv {
+    pub(crate) fn new(shared: Arc<Shared>, slot: usize) -> SimEnv {
+        let k = shared.lock();
+        let p = &k.procs[slot];
+        let identity = ProcessIdentity {
+            pid: p.pid,
+            start_time: p.start_time,
+            boot_id: k.boot_id(),
+            pid_ns: 4_026_531_836,
+            host: "sim".into(),
+        };
+        let incarnation = p.incarnation;
+        drop(k);
+        SimEnv {
+            caller: Caller {
+                shared,
+                slot,
+                incarnation,
+            },
+            identity,
+        }
+    }
+
+    /// This process's slot (`p<N>` in traces).
+    pub fn slot(&self) -> usize {
+        self.caller.slot
+    }
+
+    fn file(&self, ofd: OfdId) -> SimFile {
+        SimFile {
+            caller: self.caller.clone(),
+            ofd,
+        }
+    }
+}
+
+fn d(p: &Path) -> String {
+    p.display().to_string()
+}
+
+impl Fs for SimEnv {
+    type File = SimFile;
+
+    fn create_new(&self, path: &Path) -> io::Result<SimFile> {
+        let c = &self.caller;
+        c.call(
+            Site::CreateNew,
+            &|| format!("create_new({})", d(path)),
+            |k, slot| {
+                let now = c.wall(k);
+                k.fs.create_new(path, slot, now)
+            },
+        )
+        .map(|ofd| self.file(ofd))
+    }
+
+    fn open(&self, path: &Path, create: bool) -> io::Result<SimFile> {
+        let c = &self.caller;
+        c.call(
+            Site::Open,
+            &|| format!("open({}, create={create})", d(path)),
+            |k, slot| {
+                let now = c.wall(k);
+                k.fs.open(path, create, slot, now)
+            },
+        )
+        .map(|ofd| self.file(ofd))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.caller
+            .call(Site::Read, &|| format!("read({})", d(path)), |k, _| {
+                k.fs.read(path)
+            })
+    }
+
+    fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()> {
+        self.caller.call(
+            Site::HardLink,
+            &|| format!("hard_link({}, {})", d(original), d(link)),
+            |k, _| k.fs.hard_link(original, link),
+        )
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.caller.call(
+            Site::Rename,
+            &|| format!("rename({}, {})", d(from), d(to)),
+            |k, _| k.fs.rename(from, to),
+        )
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.caller.call(
+            Site::RemoveFile,
+            &|| format!("remove_file({})", d(path)),
+            |k, _| k.fs.remove_file(path),
+        )
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
+        self.caller.call(
+            Site::ReadDir,
+            &|| format!("read_dir({})", d(path)),
+            |k, _| {
+                let mut names = k.fs.read_dir(path)?;
+                // Directory order is the filesystem's, not sorted.
+                for i in (1..names.len()).rev() {
+                    let j = k.rng.below(i as u64 + 1) as usize;
+                    names.swap(i, j);
+                }
+                Ok(names)
+            },
+        )
+    }
+
+    fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+        self.caller.call(
+            Site::Metadata,
+            &|| format!("metadata({})", d(path)),
+            |k, _| k.fs.metadata(path),
+        )
+    }
+
+    fn set_modified(&self, path: &Path, time: SystemTime) -> io::Result<()> {
+        self.caller.call(
+            Site::SetModified,
+            &|| format!("set_modified({})", d(path)),
+            |k, _| k.fs.set_modified(path, time),
+        )
+    }
+
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        let c = &self.caller;
+        c.call(
+            Site::CreateDir,
+            &|| format!("create_dir({})", d(path)),
+            |k, _| {
+                let now = c.wall(k);
+                k.fs.create_dir(path, now)
+            },
+        )
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.caller.call(
+            Site::SyncDir,
+            &|| format!("sync_dir({})", d(path)),
+            |k, _| k.fs.sync_dir(path),
+        )
+    }
+
+    fn fs_kind(&self, path: &Path) -> io::Result<FsKind> {
+        self.caller
+            .call(Site::FsKind, &|| format!("fs_kind({})", d(path)), |k, _| {
+                k.fs.metadata(path).map(|_| FsKind::Local)
+            })
+    }
+
+    fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
+        self.caller.call(
+            Site::Canonicalize,
+            &|| format!("canonicalize({})", d(path)),
+            |k, _| k.fs.canonicalize(path),
+        )
+    }
+}
+
+/// An open file description in the simulated kernel.
+pub struct SimFile {
+    caller: Caller,
+    ofd: OfdId,
+}
+
+impl std::fmt::Debug for SimFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SimFile(p{} ofd {})", self.caller.slot, self.ofd)
+    }
+}
+
+impl SimFile {
+    fn call<T: Brief>(
+        &self,
+        site: Site,
+        name: &str,
+        op: impl FnOnce(&mut Guard<'_>, OfdId) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let ofd = self.ofd;
+        self.caller
+            .call(site, &|| format!("{name}(fd{ofd})"), |k, _| {
+                if !k.fs.is_open(ofd) {
+                    // Closed under us by a machine crash.
+                    return Err(io::Error::from_raw_os_error(EIO));
+                }
+                op(k, ofd)
+            })
+    }
+}
+
+impl OpenFile for SimFile {
+    fn metadata(&self) -> io::Result<Metadata> {
+        self.call(Site::FileMetadata, "fstat", |k, ofd| Ok(k.fs.fstat(ofd)))
+    }
+
+    fn read_all(&self) -> io::Result<Vec<u8>> {
+        self.call(Site::ReadAll, "read_all", |k, ofd| Ok(k.fs.read_all(ofd)))
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let c = &self.caller;
+        self.call(Site::WriteAllAt, "write_all_at", |k, ofd| {
+            let now = c.wall(k);
+            k.fs.write_all_at(ofd, buf, offset, now);
+            Ok(())
+        })
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let c = &self.caller;
+        self.call(Site::SetLen, "set_len", |k, ofd| {
+            let now = c.wall(k);
+            k.fs.set_len(ofd, len, now);
+            Ok(())
+        })
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.call(Site::SyncAll, "sync_all", |k, ofd| {
+            k.fs.sync_all(ofd);
+            Ok(())
+        })
+    }
+
+    fn set_modified(&self, time: SystemTime) -> io::Result<()> {
+        self.call(Site::FileSetModified, "futimens", |k, ofd| {
+            k.fs.fset_modified(ofd, time);
+            Ok(())
+        })
+    }
+
+    fn try_lock(&self) -> io::Result<bool> {
+        self.call(Site::TryLock, "try_lock", |k, ofd| Ok(k.fs.try_lock(ofd)))
+    }
+
+    fn lock(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        let c = &self.caller;
+        let ofd = self.ofd;
+        let what = || format!("lock(fd{ofd}, timeout={timeout:?})");
+        let mut k = c.enter(Site::Lock, &what)?;
+        let deadline = timeout.map(|t| k.now + u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+        loop {
+            k.now += CALL_NS;
+            if !k.fs.is_open(ofd) {
+                k.record(c.slot, || format!("{} -> EIO", what()));
+                return Err(io::Error::from_raw_os_error(EIO));
+            }
+            if k.fs.try_lock(ofd) {
+                k.record(c.slot, || format!("{} -> acquired", what()));
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| k.now >= d) {
+                k.record(c.slot, || format!("{} -> timed out", what()));
+                return Ok(false);
+            }
+            let ino = k.fs.fstat(ofd).id.ino;
+            k.record(c.slot, || format!("{} -> blocked", what()));
+            k.procs[c.slot].state = PState::Blocked {
+                ino,
+                until: deadline,
+            };
+            k = c.shared.switch(k, Some(c.slot));
+            c.unwind_if_dead(&k);
+        }
+    }
+
+    fn unlock(&self) -> io::Result<()> {
+        self.call(Site::Unlock, "unlock", |k, ofd| {
+            if let Some(ino) = k.fs.unlock(ofd) {
+                k.wake_lock_waiters(&[ino]);
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Drop for SimFile {
+    fn drop(&mut self) {
+        // close(2): not a scheduling point (a destructor must not block on
+        // the scheduler while its process unwinds). A dead process's
+        // descriptors were closed when it died.
+        let mut k = self.caller.shared.lock();
+        if k.fs.is_open(self.ofd) && k.fs.ofd(self.ofd).owner == self.caller.slot {
+            if let Some(ino) = k.fs.close(self.ofd) {
+                k.wake_lock_waiters(&[ino]);
+            }
+            if !k.is_dead(self.caller.slot, self.caller.incarnation) {
+                let ofd = self.ofd;
+                k.record(self.caller.slot, || format!("close(fd{ofd})"));
+            }
+        }
+    }
+}
+
+impl Clock for SimEnv {
+    fn wall(&self) -> SystemTime {
+        let c = &self.caller;
+        c.call(Site::Wall, &|| "wall()".into(), |k, _| Ok(c.wall(k)))
+            .unwrap_or_else(|_| c.wall(&c.shared.lock()))
+    }
+
+    fn monotonic(&self) -> MonoTime {
+        let c = &self.caller;
+        let read = |k: &Guard<'_>| MonoTime {
+            nanos: k.procs[c.slot].clock.monotonic_ns(k.now),
+        };
+        c.call(Site::Monotonic, &|| "monotonic()".into(), |k, _| {
+            Ok(read(k))
+        })
+        .unwrap_or_else(|_| read(&c.shared.lock()))
+    }
+
+    fn sleep(&self, d: Duration) {
+        let c = &self.caller;
+        let what = || format!("sleep({d:?})");
+        let Ok(mut k) = c.enter(Site::Sleep, &what) else {
+            return;
+        };
+        k.now += CALL_NS;
+        k.record(c.slot, what);
+        let until = k.now + u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        k.procs[c.slot].state = PState::Sleeping { until };
+        let k = c.shared.switch(k, Some(c.slot));
+        c.unwind_if_dead(&k);
+    }
+}
+
+impl Processes for SimEnv {
+    fn identity(&self) -> &ProcessIdentity {
+        &self.identity
+    }
+
+    fn liveness(&self, pid: u32, start_time: u64) -> io::Result<Liveness> {
+        self.caller.call(
+            Site::Liveness,
+            &|| format!("liveness(pid {pid}, start {start_time})"),
+            |k, _| {
+                Ok(match k.live_pid(pid) {
+                    None => Liveness::Dead,
+                    Some(p) if p.start_time == start_time => Liveness::Alive,
+                    Some(p) => Liveness::Reused {
+                        start_time: p.start_time,
+                    },
+                })
+            },
+        )
+    }
+}
+
+impl Random for SimEnv {
+    fn random_u64(&self) -> u64 {
+        let c = &self.caller;
+        c.call(Site::Random, &|| "random()".into(), |k, _| {
+            Ok(k.rng.next_u64())
+        })
+        .unwrap_or(0)
+    }
+}
+
+/// How a simulated process tells the oracle what it is doing. Not an
+/// environment call: it takes no time and is never a scheduling point.
+pub struct Probe {
+    caller: Caller,
+}
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Probe(p{})", self.caller.slot)
+    }
+}
+
+impl Probe {
+    pub(crate) fn new(shared: Arc<Shared>, slot: usize, incarnation: u32) -> Probe {
+        Probe {
+            caller: Caller {
+                shared,
+                slot,
+                incarnation,
+            },
+        }
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Guard<'_>, usize)) {
+        let mut k = self.caller.shared.lock();
+        if !k.is_dead(self.caller.slot, self.caller.incarnation) {
+            f(&mut k, self.caller.slot);
+        }
+    }
+
+    fn outcome(k: &mut Guard<'_>, r: Result<(), (Invariant, String)>) {
+        if let Err((inv, detail)) = r {
+            k.violate(Finding::Invariant(inv), detail);
+        }
+    }
+
+    /// This process now holds `resource` exclusively.
+    pub fn enter(&self, resource: &str) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("ENTER {resource}"));
+            let r = k.oracle.enter(slot, resource);
+            Self::outcome(k, r);
+        });
+    }
+
+    /// This process no longer holds `resource`.
+    pub fn exit(&self, resource: &str) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("EXIT {resource}"));
+            k.oracle.exit(slot, resource);
+        });
+    }
+
+    /// This process now acts as primary of `election`, in `epoch`.
+    pub fn acting_primary(&self, election: &str, epoch: u64) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("PRIMARY {election} epoch {epoch}"));
+            let r = k.oracle.acting_primary(slot, election, epoch);
+            Self::outcome(k, r);
+        });
+    }
+
+    pub fn stepped_down(&self, election: &str) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("STEPPED DOWN {election}"));
+            k.oracle.stepped_down(slot, election);
+        });
+    }
+
+    /// An update to `key` was acknowledged to its caller.
+    pub fn ack(&self, key: &str) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("ACK {key}"));
+            k.oracle.ack(key);
+        });
+    }
+
+    /// The scenario itself saw an invariant broken (a torn read, say).
+    pub fn violated(&self, invariant: Invariant, detail: &str) {
+        self.with(|k, _| k.violate(Finding::Invariant(invariant), detail.to_owned()));
+    }
+}

@@ -1,0 +1,292 @@
+//! Faults, drawn from the seed.
+//!
+//! Swarm testing, as the VOPR does: each run draws its own fault *rates*,
+//! so some seeds crash often and never pause, others pause and skew clocks
+//! but never crash. And BUGGIFY, as FoundationDB does: each call site is
+//! activated for faults in a run with probability one half, then fires
+//! with the run's rate. Rare combinations come up in some seed instead of
+//! being averaged away in every one.
+//!
+//! Fault decisions come from their own random stream, one draw per call,
+//! whether or not a fault fires, so suppressing one fault (when shrinking)
+//! leaves the others where they were.
+
+use std::collections::BTreeSet;
+
+use crate::rng::Rng;
+
+/// An environment call, as a place a fault can strike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Site {
+    CreateNew,
+    Open,
+    Read,
+    HardLink,
+    Rename,
+    RemoveFile,
+    ReadDir,
+    Metadata,
+    SetModified,
+    CreateDir,
+    SyncDir,
+    FsKind,
+    Canonicalize,
+    FileMetadata,
+    ReadAll,
+    WriteAllAt,
+    SetLen,
+    SyncAll,
+    FileSetModified,
+    TryLock,
+    Lock,
+    Unlock,
+    Wall,
+    Monotonic,
+    Sleep,
+    Liveness,
+    Random,
+}
+
+impl Site {
+    pub const ALL: [Site; 27] = [
+        Site::CreateNew,
+        Site::Open,
+        Site::Read,
+        Site::HardLink,
+        Site::Rename,
+        Site::RemoveFile,
+        Site::ReadDir,
+        Site::Metadata,
+        Site::SetModified,
+        Site::CreateDir,
+        Site::SyncDir,
+        Site::FsKind,
+        Site::Canonicalize,
+        Site::FileMetadata,
+        Site::ReadAll,
+        Site::WriteAllAt,
+        Site::SetLen,
+        Site::SyncAll,
+        Site::FileSetModified,
+        Site::TryLock,
+        Site::Lock,
+        Site::Unlock,
+        Site::Wall,
+        Site::Monotonic,
+        Site::Sleep,
+        Site::Liveness,
+        Site::Random,
+    ];
+
+    /// The errors this call can really return on a local filesystem, for
+    /// injection. Calls that cannot fail get none.
+    pub fn io_errors(self) -> &'static [i32] {
+        use crate::fs::{EACCES, EIO, ENOSPC};
+        match self {
+            Site::CreateNew | Site::CreateDir | Site::HardLink => &[ENOSPC, EACCES, EIO],
+            Site::Open => &[EACCES, EIO],
+            Site::Rename | Site::RemoveFile => &[EACCES, EIO],
+            Site::WriteAllAt | Site::SetLen => &[ENOSPC, EIO],
+            Site::SyncAll | Site::SyncDir | Site::Read | Site::ReadAll | Site::ReadDir => &[EIO],
+            _ => &[],
+        }
+    }
+}
+
+/// Which kinds of fault a run may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultKinds {
+    pub crash: bool,
+    pub pause: bool,
+    pub machine_crash: bool,
+    pub io_errors: bool,
+    pub clock_skew: bool,
+    pub pid_reuse: bool,
+}
+
+impl FaultKinds {
+    pub const ALL: FaultKinds = FaultKinds {
+        crash: true,
+        pause: true,
+        machine_crash: true,
+        io_errors: true,
+        clock_skew: true,
+        pid_reuse: true,
+    };
+    pub const NONE: FaultKinds = FaultKinds {
+        crash: false,
+        pause: false,
+        machine_crash: false,
+        io_errors: false,
+        clock_skew: false,
+        pid_reuse: false,
+    };
+}
+
+/// A fault striking one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The calling process dies (SIGKILL): its descriptors close, its
+    /// kernel locks are released, its files stay.
+    Crash,
+    /// Power loss: every process dies, unsynced data may be lost or torn.
+    MachineCrash,
+    /// The process stops for this long (laptop lid, SIGSTOP, GC).
+    Pause { ns: u64 },
+    /// The call fails with this errno.
+    Io { errno: i32 },
+}
+
+/// One run's fault rates and active sites, drawn from its seed.
+#[derive(Clone, Debug)]
+pub struct FaultPlan {
+    pub kinds: FaultKinds,
+    pub crash_rate: f64,
+    pub machine_crash_rate: f64,
+    pub pause_rate: f64,
+    pub pause_max_ns: u64,
+    pub io_error_rate: f64,
+    pub pid_reuse_rate: f64,
+    /// Wall-clock skew bounds for new processes.
+    pub max_offset_ns: i64,
+    pub max_drift_ppm: i64,
+    pub jump_rate: f64,
+    pub max_jump_ns: i64,
+    pub active: BTreeSet<Site>,
+    /// Faults that may fire in all (a budget, shrunk when minimising).
+    pub budget: u32,
+    /// Ordinals of faults to suppress (shrinking).
+    pub suppressed: BTreeSet<u32>,
+    fired: u32,
+    drawn: u32,
+    rng: Rng,
+}
+
+const SEC: u64 = 1_000_000_000;
+
+impl FaultPlan {
+    pub fn draw(seed: u64, kinds: FaultKinds, budget: u32, suppressed: BTreeSet<u32>) -> FaultPlan {
+        let mut r = Rng::stream(seed, 0xFA17);
+        let mut rate = |on: bool, max: f64| {
+            let x = (r.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            if on { x * max } else { 0.0 }
+        };
+        let crash_rate = rate(kinds.crash, 0.02);
+        let machine_crash_rate = rate(kinds.machine_crash, 0.002);
+        let pause_rate = rate(kinds.pause, 0.02);
+        let io_error_rate = rate(kinds.io_errors, 0.02);
+        let pid_reuse_rate = rate(kinds.pid_reuse, 1.0);
+        let jump_rate = rate(kinds.clock_skew, 0.5);
+        let mut r = Rng::stream(seed, 0x517E);
+        let active = Site::ALL.into_iter().filter(|_| r.chance(0.5)).collect();
+        let skew = kinds.clock_skew;
+        FaultPlan {
+            kinds,
+            crash_rate,
+            machine_crash_rate,
+            pause_rate,
+            pause_max_ns: 120 * SEC,
+            io_error_rate,
+            pid_reuse_rate,
+            max_offset_ns: if skew {
+                r.range(0, 3_600) * SEC as i64
+            } else {
+                0
+            },
+            max_drift_ppm: if skew { r.range(0, 500) } else { 0 },
+            jump_rate,
+            max_jump_ns: if skew { 600 * SEC as i64 } else { 0 },
+            active,
+            budget,
+            suppressed,
+            fired: 0,
+            drawn: 0,
+            rng: Rng::stream(seed, 0xD1CE),
+        }
+    }
+
+    /// Faults that fired so far.
+    pub fn fired(&self) -> u32 {
+        self.fired
+    }
+
+    /// Decides the fault (if any) for one call at `site`. Always consumes
+    /// the same randomness, fault or not.
+    pub fn strike(&mut self, site: Site) -> Option<Fault> {
+        let roll = self.rng.next_u64();
+        let pick = self.rng.next_u64();
+        if !self.active.contains(&site) || self.fired >= self.budget {
+            return None;
+        }
+        let u = (roll >> 11) as f64 / (1u64 << 53) as f64;
+        let mut edge = 0.0;
+        let mut hit = |rate: f64| {
+            edge += rate;
+            u < edge
+        };
+        let fault = if hit(self.machine_crash_rate) {
+            Fault::MachineCrash
+        } else if hit(self.crash_rate) {
+            Fault::Crash
+        } else if hit(self.pause_rate) {
+            Fault::Pause {
+                ns: SEC + pick % self.pause_max_ns,
+            }
+        } else if !site.io_errors().is_empty() && hit(self.io_error_rate) {
+            let errs = site.io_errors();
+            Fault::Io {
+                errno: errs[(pick % errs.len() as u64) as usize],
+            }
+        } else {
+            return None;
+        };
+        let ordinal = self.drawn;
+        self.drawn += 1;
+        if self.suppressed.contains(&ordinal) {
+            return None;
+        }
+        self.fired += 1;
+        Some(fault)
+    }
+
+    /// Ordinals of every fault that struck or was suppressed so far.
+    pub fn ordinals(&self) -> u32 {
+        self.drawn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_kinds_no_faults() {
+        let mut p = FaultPlan::draw(5, FaultKinds::NONE, 100, BTreeSet::new());
+        assert!((0..10_000).all(|i| p.strike(Site::ALL[i % Site::ALL.len()]).is_none()));
+    }
+
+    #[test]
+    fn suppressing_a_fault_leaves_the_others_in_place() {
+        let run = |suppressed: BTreeSet<u32>| {
+            let mut p = FaultPlan::draw(11, FaultKinds::ALL, 1_000, suppressed);
+            (0..20_000)
+                .map(|i| p.strike(Site::ALL[i % Site::ALL.len()]).map(|f| (i, f)))
+                .collect::<Vec<_>>()
+        };
+        let all = run(BTreeSet::new());
+        let without_first = run(BTreeSet::from([0]));
+        let fired: Vec<_> = all.iter().flatten().collect();
+        assert!(fired.len() > 2, "seed 11 draws faults");
+        let rest: Vec<_> = without_first.iter().flatten().collect();
+        assert_eq!(&fired[1..], &rest[..]);
+    }
+
+    #[test]
+    fn budget_caps_the_faults() {
+        let mut p = FaultPlan::draw(11, FaultKinds::ALL, 2, BTreeSet::new());
+        let n = (0..20_000)
+            .filter(|i| p.strike(Site::ALL[i % Site::ALL.len()]).is_some())
+            .count();
+        assert_eq!(n, 2);
+    }
+}

@@ -1,0 +1,506 @@
+//! The simulated kernel: processes, virtual time, the scheduler hand-off,
+//! faults and the trace, around the simulated filesystem.
+//!
+//! Each simulated process runs on its own OS thread, but only one runs at a
+//! time: the one the kernel names `current`. Every environment call is a
+//! scheduling point. The caller asks the strategy which runnable process
+//! goes next, hands the turn over if it is another one, and waits for its
+//! turn to come back. So a run is a pure function of its seed and
+//! configuration: OS thread timing never decides anything.
+//!
+//! Virtual time advances by a fixed cost per call, and jumps forward only
+//! when no process is runnable (all asleep, paused or blocked on a
+//! `flock`): a run of simulated minutes takes milliseconds.
+//!
+//! A crash marks the process dead *before* its thread unwinds, so `Drop`
+//! guards in production code run against a dead process: their calls fail
+//! and change nothing, as for a process killed by SIGKILL, which runs no
+//! destructor at all.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use baton_core::catalogue::Invariant;
+
+use crate::clock::ClockModel;
+use crate::fault::FaultPlan;
+use crate::fs::{CrashFate, Ino, SimFs};
+use crate::oracle::{Finding, Oracle, Violation};
+use crate::rng::Rng;
+use crate::strategy::Strategy;
+
+/// Virtual cost of one environment call.
+pub const CALL_NS: u64 = 20_000;
+const SEC: u64 = 1_000_000_000;
+
+/// Why a process thread unwinds.
+#[derive(Debug)]
+pub(crate) enum Unwind {
+    /// The process was killed (crash fault or machine crash).
+    Crashed,
+    /// The run ended early (a violation was found).
+    Aborted,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PState {
+    Runnable,
+    Sleeping {
+        until: u64,
+    },
+    Paused {
+        until: u64,
+    },
+    /// Waiting in `flock` for `ino`, until the deadline if any.
+    Blocked {
+        ino: Ino,
+        until: Option<u64>,
+    },
+    /// Killed; its thread must unwind when next scheduled.
+    Dying,
+    Done,
+    /// Its thread has exited without finishing (aborted run, or too many
+    /// restarts).
+    Gone,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Proc {
+    pub pid: u32,
+    pub start_time: u64,
+    pub incarnation: u32,
+    pub restarts: u32,
+    pub state: PState,
+    pub clock: ClockModel,
+}
+
+/// Limits of one run.
+#[derive(Clone, Debug)]
+pub(crate) struct Limits {
+    /// Faults strike only before this true time; then the world heals.
+    pub fault_phase_ns: u64,
+    /// After healing, every process must finish within this.
+    pub liveness_bound_ns: u64,
+    pub max_steps: u64,
+    pub max_restarts: u32,
+}
+
+pub(crate) struct Kernel {
+    pub fs: SimFs,
+    pub procs: Vec<Proc>,
+    pub now: u64,
+    pub step: u64,
+    pub current: Option<usize>,
+    pub strategy: Strategy,
+    pub faults: FaultPlan,
+    pub oracle: Oracle,
+    pub violation: Option<Violation>,
+    pub aborted: bool,
+    pub finished: bool,
+    pub limits: Limits,
+    pub trace: Option<Vec<String>>,
+    hash: DefaultHasher,
+    /// Randomness the processes see (tokens, jitter, read_dir order).
+    pub rng: Rng,
+    /// Randomness of the world itself (pids, clocks, crash fates).
+    world_rng: Rng,
+    pub boot: u32,
+    next_pid: u32,
+    next_tick: u64,
+    dead_pids: Vec<u32>,
+}
+
+impl Kernel {
+    pub fn new(
+        fs: SimFs,
+        procs: usize,
+        seed: u64,
+        strategy: Strategy,
+        faults: FaultPlan,
+        limits: Limits,
+        trace: bool,
+    ) -> Kernel {
+        let mut k = Kernel {
+            fs,
+            procs: Vec::new(),
+            now: 0,
+            step: 0,
+            current: None,
+            strategy,
+            faults,
+            oracle: Oracle::default(),
+            violation: None,
+            aborted: false,
+            finished: false,
+            limits,
+            trace: trace.then(Vec::new),
+            hash: DefaultHasher::new(),
+            rng: Rng::stream(seed, 0xE4F),
+            world_rng: Rng::stream(seed, 0x1D),
+            boot: 0,
+            next_pid: 100,
+            next_tick: 1_000,
+            dead_pids: Vec::new(),
+        };
+        for _ in 0..procs {
+            let (pid, start_time, clock) = k.new_process_identity();
+            k.procs.push(Proc {
+                pid,
+                start_time,
+                incarnation: 0,
+                restarts: 0,
+                state: PState::Runnable,
+                clock,
+            });
+        }
+        k
+    }
+
+    pub fn boot_id(&self) -> String {
+        format!("sim-boot-{}", self.boot)
+    }
+
+    fn new_process_identity(&mut self) -> (u32, u64, ClockModel) {
+        let reuse = !self.dead_pids.is_empty() && self.world_rng.chance(self.faults.pid_reuse_rate);
+        let pid = if reuse {
+            let i = self.world_rng.below(self.dead_pids.len() as u64) as usize;
+            self.dead_pids.swap_remove(i)
+        } else {
+            self.next_pid += 1 + self.world_rng.below(3) as u32;
+            self.next_pid
+        };
+        self.next_tick += 1 + self.now / (SEC / 100);
+        let plan = &self.faults;
+        let r = &mut self.world_rng;
+        let mut clock = ClockModel {
+            offset_ns: r.range(-plan.max_offset_ns, plan.max_offset_ns),
+            drift_ppm: r.range(-plan.max_drift_ppm, plan.max_drift_ppm),
+            started_ns: self.now,
+            mono_base_ns: r.below(1 << 40),
+            ..ClockModel::default()
+        };
+        if plan.max_offset_ns > 0 && r.chance(0.5) {
+            clock.wobble_ns = r.range(0, plan.max_offset_ns / 100);
+            clock.wobble_period_ns = SEC * (1 + r.below(60));
+        }
+        if r.chance(plan.jump_rate) {
+            let at = self.now + r.below(self.limits.fault_phase_ns.max(1));
+            clock
+                .jumps
+                .push((at, r.range(-plan.max_jump_ns, plan.max_jump_ns)));
+        }
+        (pid, self.next_tick, clock)
+    }
+
+    /// Whether a process (this incarnation of a slot) is gone.
+    pub fn is_dead(&self, slot: usize, incarnation: u32) -> bool {
+        let p = &self.procs[slot];
+        p.incarnation != incarnation || matches!(p.state, PState::Dying | PState::Gone)
+    }
+
+    pub fn in_fault_phase(&self) -> bool {
+        self.now < self.limits.fault_phase_ns
+    }
+
+    // ----- trace ------------------------------------------------------------
+
+    /// Records one step: `t=<true> p<N> (clock <local>) <what>`.
+    pub fn record(&mut self, slot: usize, what: impl FnOnce() -> String) {
+        self.step += 1;
+        if let Some(trace) = &mut self.trace {
+            let wall = self.procs[slot].clock.wall_ns(self.now);
+            let line = format!(
+                "t={} p{} (clock {}) {}",
+                secs(self.now as i64),
+                slot,
+                secs(wall),
+                what()
+            );
+            line.hash(&mut self.hash);
+            trace.push(line);
+        } else {
+            (slot, self.now).hash(&mut self.hash);
+        }
+    }
+
+    pub fn trace_hash(&self) -> u64 {
+        self.hash.finish()
+    }
+
+    // ----- faults and death -------------------------------------------------
+
+    /// Records a violation (the first one wins) and ends the run.
+    pub fn violate(&mut self, finding: Finding, detail: String) {
+        if self.violation.is_none() {
+            if let Some(trace) = &mut self.trace {
+                trace.push(format!("VIOLATION {finding}: {detail}"));
+            }
+            self.violation = Some(Violation {
+                finding,
+                detail,
+                step: self.step,
+                at_ns: self.now,
+            });
+        }
+        self.abort();
+    }
+
+    fn abort(&mut self) {
+        self.aborted = true;
+        for p in &mut self.procs {
+            if !matches!(p.state, PState::Done | PState::Gone) {
+                p.state = PState::Dying;
+            }
+        }
+    }
+
+    pub fn wake_lock_waiters(&mut self, freed: &[Ino]) {
+        for p in &mut self.procs {
+            if let PState::Blocked { ino, .. } = p.state
+                && freed.contains(&ino)
+            {
+                p.state = PState::Runnable;
+            }
+        }
+    }
+
+    /// SIGKILL: descriptors close (kernel locks released), files stay.
+    pub fn kill(&mut self, slot: usize) {
+        let freed = self.fs.close_all_of(slot);
+        self.wake_lock_waiters(&freed);
+        self.oracle.died(slot);
+        self.dead_pids.push(self.procs[slot].pid);
+        self.procs[slot].state = PState::Dying;
+    }
+
+    /// Power loss: every process dies; unsynced data may be lost or torn.
+    pub fn machine_crash(&mut self) {
+        for slot in 0..self.procs.len() {
+            if !matches!(self.procs[slot].state, PState::Done | PState::Gone) {
+                self.oracle.died(slot);
+                self.procs[slot].state = PState::Dying;
+            }
+        }
+        let r = &mut self.world_rng;
+        self.fs.crash(|_, len| {
+            let fate = match r.below(4) {
+                0 => CrashFate::Durable,
+                1 => CrashFate::Visible,
+                2 => CrashFate::Torn,
+                _ => CrashFate::Empty,
+            };
+            (fate, r.below(len as u64 + 1) as usize)
+        });
+        self.boot += 1;
+        // A new boot numbers its processes afresh: pids repeat.
+        self.next_pid = 100;
+        self.dead_pids.clear();
+    }
+
+    /// Gives a killed slot a new process (new pid, perhaps a reused one).
+    /// False when it has restarted too often or the run is over.
+    pub fn restart(&mut self, slot: usize) -> bool {
+        if self.aborted || self.procs[slot].restarts >= self.limits.max_restarts {
+            self.procs[slot].state = PState::Gone;
+            return false;
+        }
+        let (pid, start_time, clock) = self.new_process_identity();
+        let delay = self.world_rng.below(2 * SEC);
+        let p = &mut self.procs[slot];
+        p.pid = pid;
+        p.start_time = start_time;
+        p.clock = clock;
+        p.incarnation += 1;
+        p.restarts += 1;
+        p.state = PState::Sleeping {
+            until: self.now + delay,
+        };
+        true
+    }
+
+    /// The live process with `pid`, if any.
+    pub fn live_pid(&self, pid: u32) -> Option<&Proc> {
+        self.procs.iter().find(|p| {
+            p.pid == pid && !matches!(p.state, PState::Dying | PState::Gone | PState::Done)
+        })
+    }
+
+    // ----- scheduling -------------------------------------------------------
+
+    fn check_limits(&mut self) {
+        if self.violation.is_some() {
+            return;
+        }
+        let deadline = self.limits.fault_phase_ns + self.limits.liveness_bound_ns;
+        let unfinished = || {
+            self.procs
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| !matches!(p.state, PState::Done | PState::Gone))
+                .map(|(i, _)| format!("p{i}"))
+                .collect::<Vec<_>>()
+        };
+        if self.now > deadline {
+            let late = unfinished();
+            if !late.is_empty() {
+                self.violate(
+                    Finding::Invariant(Invariant::Liveness),
+                    format!(
+                        "{} not done {}s after faults stopped",
+                        late.join(", "),
+                        self.limits.liveness_bound_ns / SEC
+                    ),
+                );
+            }
+        } else if self.step > self.limits.max_steps {
+            let late = unfinished();
+            self.violate(
+                Finding::Invariant(Invariant::Liveness),
+                format!(
+                    "{} still running after {} steps",
+                    late.join(", "),
+                    self.limits.max_steps
+                ),
+            );
+        }
+    }
+
+    /// Picks the process to run next, advancing virtual time while nobody
+    /// can run. `None` when every process has finished.
+    pub fn schedule(&mut self, last: Option<usize>) -> Option<usize> {
+        loop {
+            self.check_limits();
+            let now = self.now;
+            let healed = !self.in_fault_phase();
+            for p in &mut self.procs {
+                p.state = match p.state {
+                    PState::Sleeping { until } if until <= now => PState::Runnable,
+                    // Healing resumes paused processes.
+                    PState::Paused { until } if until <= now || healed => PState::Runnable,
+                    PState::Blocked { until: Some(u), .. } if u <= now => PState::Runnable,
+                    s => s,
+                };
+            }
+            if let Some(dying) = self.procs.iter().position(|p| p.state == PState::Dying) {
+                return Some(dying);
+            }
+            let runnable: Vec<usize> = (0..self.procs.len())
+                .filter(|&i| self.procs[i].state == PState::Runnable)
+                .collect();
+            if !runnable.is_empty() {
+                let last = last.filter(|l| runnable.contains(l));
+                return Some(self.strategy.pick(&runnable, last, self.step));
+            }
+            let wake = self
+                .procs
+                .iter()
+                .filter_map(|p| match p.state {
+                    PState::Sleeping { until } | PState::Paused { until } => Some(until),
+                    PState::Blocked { until, .. } => until,
+                    _ => None,
+                })
+                .min();
+            match wake {
+                Some(t) => {
+                    // Pauses end at healing time at the latest.
+                    let heal = self.limits.fault_phase_ns;
+                    let t = if self.now < heal { t.min(heal) } else { t };
+                    self.now = self.now.max(t);
+                }
+                None if self
+                    .procs
+                    .iter()
+                    .all(|p| matches!(p.state, PState::Done | PState::Gone)) =>
+                {
+                    return None;
+                }
+                None => {
+                    let stuck: Vec<_> = (0..self.procs.len())
+                        .filter(|&i| matches!(self.procs[i].state, PState::Blocked { .. }))
+                        .map(|i| format!("p{i}"))
+                        .collect();
+                    self.violate(
+                        Finding::Invariant(Invariant::Liveness),
+                        format!("deadlock: {} blocked forever", stuck.join(", ")),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// `12.345678s`, signed.
+pub(crate) fn secs(ns: i64) -> String {
+    let sign = if ns < 0 { "-" } else { "" };
+    let ns = ns.unsigned_abs();
+    format!("{sign}{}.{:06}s", ns / SEC, (ns % SEC) / 1_000)
+}
+
+/// The kernel, shared by the process threads, and one turn signal each.
+pub(crate) struct Shared {
+    kernel: Mutex<Kernel>,
+    turns: Vec<Condvar>,
+    done: Condvar,
+}
+
+pub(crate) type Guard<'a> = MutexGuard<'a, Kernel>;
+
+impl Shared {
+    pub fn new(kernel: Kernel) -> Shared {
+        let n = kernel.procs.len();
+        Shared {
+            kernel: Mutex::new(kernel),
+            turns: (0..n).map(|_| Condvar::new()).collect(),
+            done: Condvar::new(),
+        }
+    }
+
+    pub fn lock(&self) -> Guard<'_> {
+        // A panicking process thread is caught and reported; the kernel's
+        // state stays consistent because every mutation completes under
+        // the lock before any code that can panic runs.
+        self.kernel.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn into_kernel(self) -> Kernel {
+        self.kernel.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn wait_turn<'a>(&'a self, mut k: Guard<'a>, slot: usize) -> Guard<'a> {
+        while k.current != Some(slot) {
+            k = self.turns[slot].wait(k).unwrap_or_else(|e| e.into_inner());
+        }
+        k
+    }
+
+    /// Gives the turn to whoever the kernel schedules next; `me` (if it can
+    /// still run) waits until its turn comes back.
+    pub fn switch<'a>(&'a self, mut k: Guard<'a>, me: Option<usize>) -> Guard<'a> {
+        match k.schedule(me) {
+            Some(next) => {
+                k.current = Some(next);
+                if Some(next) != me {
+                    self.turns[next].notify_one();
+                    if let Some(me) = me {
+                        k = self.wait_turn(k, me);
+                    }
+                }
+            }
+            None => {
+                k.current = None;
+                k.finished = true;
+                self.done.notify_all();
+            }
+        }
+        k
+    }
+
+    /// Starts the run and waits for it to end.
+    pub fn run_to_end(&self) {
+        let mut k = self.lock();
+        k = self.switch(k, None);
+        while !k.finished {
+            k = self.done.wait(k).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The oracle: checks DESIGN.md's invariants as the run goes, from what
+//! processes report through their [`crate::Probe`] and what the simulated
+//! kernel knows (who is alive), never from reading logs afterwards.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use baton_core::catalogue::Invariant;
+
+/// What broke.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Finding {
+    Invariant(Invariant),
+    /// A panic in production or scenario code: an assertion failed.
+    Panic,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::Invariant(i) => i.fmt(f),
+            Finding::Panic => f.write_str("panic"),
+        }
+    }
+}
+
+/// The first invariant a run broke.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub finding: Finding,
+    pub detail: String,
+    /// Step (environment call) at which it was detected.
+    pub step: u64,
+    /// True time, ns.
+    pub at_ns: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Oracle {
+    /// Live processes (slots) inside each resource's critical section.
+    holders: BTreeMap<String, BTreeSet<usize>>,
+    /// Acknowledged updates per key: the value that must survive.
+    acked: BTreeMap<String, u64>,
+    /// Primaries acting, per election: slot and epoch.
+    primaries: BTreeMap<String, BTreeMap<usize, u64>>,
+}
+
+impl Oracle {
+    /// `slot` entered the critical section of `resource`.
+    pub fn enter(&mut self, slot: usize, resource: &str) -> Result<(), (Invariant, String)> {
+        let inside = self.holders.entry(resource.to_owned()).or_default();
+        let others: Vec<_> = inside.iter().filter(|&&s| s != slot).copied().collect();
+        inside.insert(slot);
+        if let Some(other) = others.first() {
+            return Err((
+                Invariant::MutualExclusion,
+                format!("p{slot} entered {resource} while p{other} is inside"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn exit(&mut self, slot: usize, resource: &str) {
+        if let Some(inside) = self.holders.get_mut(resource) {
+            inside.remove(&slot);
+        }
+    }
+
+    /// `slot` acts as primary of `election` in `epoch`.
+    pub fn acting_primary(
+        &mut self,
+        slot: usize,
+        election: &str,
+        epoch: u64,
+    ) -> Result<(), (Invariant, String)> {
+        let acting = self.primaries.entry(election.to_owned()).or_default();
+        acting.insert(slot, epoch);
+        match acting.iter().find(|&(&s, _)| s != slot) {
+            Some((other, e)) => Err((
+                Invariant::SinglePrimary,
+                format!("p{slot} acts as primary (epoch {epoch}) while p{other} does (epoch {e})"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    pub fn stepped_down(&mut self, slot: usize, election: &str) {
+        if let Some(acting) = self.primaries.get_mut(election) {
+            acting.remove(&slot);
+        }
+    }
+
+    /// An update to `key` was acknowledged: the final value must reach at
+    /// least `count` acknowledged updates.
+    pub fn ack(&mut self, key: &str) {
+        *self.acked.entry(key.to_owned()).or_default() += 1;
+    }
+
+    pub fn acked(&self, key: &str) -> u64 {
+        self.acked.get(key).copied().unwrap_or(0)
+    }
+
+    /// A process died: it holds and acts as nothing any more.
+    pub fn died(&mut self, slot: usize) {
+        for inside in self.holders.values_mut() {
+            inside.remove(&slot);
+        }
+        for acting in self.primaries.values_mut() {
+            acting.remove(&slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_live_holder_is_a_violation_but_a_dead_one_is_not() {
+        let mut o = Oracle::default();
+        o.enter(0, "lock").unwrap();
+        let (inv, _) = o.enter(1, "lock").unwrap_err();
+        assert_eq!(inv, Invariant::MutualExclusion);
+        let mut o = Oracle::default();
+        o.enter(0, "lock").unwrap();
+        o.died(0);
+        o.enter(1, "lock").unwrap();
+        o.exit(1, "lock");
+        o.enter(2, "lock").unwrap();
+    }
+
+    #[test]
+    fn two_acting_primaries_are_a_violation() {
+        let mut o = Oracle::default();
+        o.acting_primary(0, "e", 1).unwrap();
+        o.stepped_down(0, "e");
+        o.acting_primary(1, "e", 2).unwrap();
+        let (inv, _) = o.acting_primary(2, "e", 3).unwrap_err();
+        assert_eq!(inv, Invariant::SinglePrimary);
+    }
+}

@@ -1,0 +1,496 @@
+//! Running scenarios: one seed, many seeds, replay tokens, shrinking.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_core::catalogue::{Expect, Invariant};
+
+use crate::clock::epoch;
+use crate::env::{Probe, SimEnv};
+use crate::fault::{FaultKinds, FaultPlan};
+use crate::fs::SimFs;
+use crate::kernel::{Kernel, Limits, PState, Shared, Unwind};
+use crate::oracle::{Finding, Oracle, Violation};
+use crate::strategy::{Strategy, StrategyKind};
+
+/// What one simulated process is asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Role {
+    /// Its slot, `p<index>` in traces.
+    pub index: usize,
+    pub procs: usize,
+    /// How many rounds of work (scenario-defined).
+    pub iters: u32,
+}
+
+/// A process body: runs in every process, and again in each restart.
+pub type Body = dyn Fn(&SimEnv, &Probe, Role) + Send + Sync;
+/// The end-of-run check on the final state (no lost update, say).
+pub type EndCheck = dyn Fn(&SimFs, &Oracle) -> Result<(), (Invariant, String)> + Send + Sync;
+/// Builds the initial, durable tree.
+pub type Setup = dyn Fn(&mut SimFs) + Send + Sync;
+
+/// A protocol to check: processes running a body against the simulated
+/// environment, with the faults it must survive and what must come out.
+pub struct Scenario {
+    pub name: String,
+    pub expect: Expect,
+    pub procs: usize,
+    pub iters: u32,
+    pub faults: FaultKinds,
+    /// How many faults a run may draw.
+    pub fault_budget: u32,
+    /// Faults strike only in this first stretch of virtual time.
+    pub fault_phase: Duration,
+    /// After it, every process must finish within this.
+    pub liveness_bound: Duration,
+    pub max_steps: u64,
+    pub max_restarts: u32,
+    pub setup: Box<Setup>,
+    pub body: Box<Body>,
+    pub end: Box<EndCheck>,
+}
+
+impl fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Scenario({})", self.name)
+    }
+}
+
+impl Scenario {
+    /// A scenario with `procs` processes running `body`, no faults, and
+    /// nothing checked at the end. Adjust the public fields to taste.
+    pub fn new(
+        name: &str,
+        procs: usize,
+        body: impl Fn(&SimEnv, &Probe, Role) + Send + Sync + 'static,
+    ) -> Scenario {
+        Scenario {
+            name: name.to_owned(),
+            expect: Expect::Holds,
+            procs,
+            iters: 1,
+            faults: FaultKinds::NONE,
+            fault_budget: 8,
+            fault_phase: Duration::from_secs(60),
+            liveness_bound: Duration::from_secs(300),
+            max_steps: 200_000,
+            max_restarts: 3,
+            setup: Box::new(|_| {}),
+            body: Box::new(body),
+            end: Box::new(|_, _| Ok(())),
+        }
+    }
+
+    /// The configuration of seed `seed` with this scenario's defaults.
+    pub fn config(&self, strategy: StrategyKind, seed: u64) -> Config {
+        Config {
+            scenario: self.name.clone(),
+            strategy,
+            seed,
+            procs: self.procs,
+            iters: self.iters,
+            fault_budget: self.fault_budget,
+            suppressed: BTreeSet::new(),
+            script: Vec::new(),
+        }
+    }
+}
+
+/// Everything a run depends on besides the scenario's code: printed as a
+/// replay token, a run is a pure function of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub scenario: String,
+    pub strategy: StrategyKind,
+    pub seed: u64,
+    pub procs: usize,
+    pub iters: u32,
+    pub fault_budget: u32,
+    /// Ordinals of faults suppressed (shrinking).
+    pub suppressed: BTreeSet<u32>,
+    /// Choices for the `dfs` strategy.
+    pub script: Vec<u32>,
+}
+
+/// `scenario:strategy:seed:procs:iters:budget:suppressed:script`, with
+/// lists comma-separated: `naive-reap:random:1f:2:1:3:0,2:`.
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |v: Vec<String>| v.join(",");
+        let strategy = match self.strategy {
+            StrategyKind::Pct { depth } => format!("pct{depth}"),
+            s => s.name().to_owned(),
+        };
+        write!(
+            f,
+            "{}:{}:{:x}:{}:{}:{}:{}:{}",
+            self.scenario,
+            strategy,
+            self.seed,
+            self.procs,
+            self.iters,
+            self.fault_budget,
+            join(self.suppressed.iter().map(u32::to_string).collect()),
+            join(self.script.iter().map(u32::to_string).collect()),
+        )
+    }
+}
+
+/// A replay token that does not parse or names another scenario.
+#[derive(Debug)]
+pub struct BadToken(pub String);
+
+impl fmt::Display for BadToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad replay token: {}", self.0)
+    }
+}
+
+impl std::error::Error for BadToken {}
+
+impl FromStr for Config {
+    type Err = BadToken;
+
+    fn from_str(s: &str) -> Result<Config, BadToken> {
+        let bad = |why: &str| BadToken(format!("{s}: {why}"));
+        let parts: Vec<&str> = s.split(':').collect();
+        let [
+            scenario,
+            strategy,
+            seed,
+            procs,
+            iters,
+            budget,
+            suppressed,
+            script,
+        ] = parts[..]
+        else {
+            return Err(bad("expected 8 fields separated by ':'"));
+        };
+        let list = |field: &str| -> Result<Vec<u32>, BadToken> {
+            field
+                .split(',')
+                .filter(|x| !x.is_empty())
+                .map(|x| x.parse().map_err(|_| bad("lists hold numbers")))
+                .collect()
+        };
+        let strategy = match strategy {
+            "random" => StrategyKind::Random,
+            "dfs" => StrategyKind::Dfs,
+            s if s.starts_with("pct") => StrategyKind::Pct {
+                depth: s[3..].parse().map_err(|_| bad("pct needs a depth"))?,
+            },
+            _ => return Err(bad("unknown strategy")),
+        };
+        Ok(Config {
+            scenario: scenario.to_owned(),
+            strategy,
+            seed: u64::from_str_radix(seed, 16).map_err(|_| bad("seed is hex"))?,
+            procs: procs.parse().map_err(|_| bad("procs is a number"))?,
+            iters: iters.parse().map_err(|_| bad("iters is a number"))?,
+            fault_budget: budget.parse().map_err(|_| bad("budget is a number"))?,
+            suppressed: list(suppressed)?.into_iter().collect(),
+            script: list(script)?,
+        })
+    }
+}
+
+/// What one run did.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub config: Config,
+    pub violation: Option<Violation>,
+    pub steps: u64,
+    pub virtual_ns: u64,
+    /// The trace, when asked for: `t=<true> p<N> (clock <local>) <call> -> <result>`.
+    pub trace: Vec<String>,
+    /// Hash of the whole run (of the trace lines, when traced).
+    pub hash: u64,
+    pub faults_fired: u32,
+    /// Faults drawn, including suppressed ones (shrinking's search space).
+    pub fault_ordinals: u32,
+    /// `dfs`: the choice points met, as (taken, options).
+    pub choices: Vec<(u32, u32)>,
+}
+
+/// Runs one configuration of `scenario`. With `trace`, records every step.
+pub fn run(scenario: &Scenario, config: &Config, trace: bool) -> Report {
+    assert!(config.procs > 0, "a run needs a process");
+    let mut fs = SimFs::new(epoch());
+    (scenario.setup)(&mut fs);
+    fs.sync_everything();
+    let faults = FaultPlan::draw(
+        config.seed,
+        scenario.faults,
+        config.fault_budget,
+        config.suppressed.clone(),
+    );
+    let limits = Limits {
+        fault_phase_ns: nanos(scenario.fault_phase),
+        liveness_bound_ns: nanos(scenario.liveness_bound),
+        max_steps: scenario.max_steps,
+        max_restarts: scenario.max_restarts,
+    };
+    let strategy = Strategy::new(
+        config.strategy,
+        config.seed,
+        config.procs,
+        config.script.clone(),
+    );
+    let kernel = Kernel::new(
+        fs,
+        config.procs,
+        config.seed,
+        strategy,
+        faults,
+        limits,
+        trace,
+    );
+    let shared = Arc::new(Shared::new(kernel));
+    std::thread::scope(|s| {
+        for slot in 0..config.procs {
+            let shared = Arc::clone(&shared);
+            let role = Role {
+                index: slot,
+                procs: config.procs,
+                iters: config.iters,
+            };
+            std::thread::Builder::new()
+                .name(format!("sim-p{slot}"))
+                .spawn_scoped(s, move || process_main(&shared, role, &*scenario.body))
+                .expect("spawn a simulated process");
+        }
+        shared.run_to_end();
+    });
+    let shared = Arc::into_inner(shared).expect("every process thread has ended");
+    let mut k = shared.into_kernel();
+    if k.violation.is_none()
+        && let Err((inv, detail)) = (scenario.end)(&k.fs, &k.oracle)
+    {
+        k.violate(Finding::Invariant(inv), detail);
+    }
+    Report {
+        config: config.clone(),
+        violation: k.violation.clone(),
+        steps: k.step,
+        virtual_ns: k.now,
+        hash: k.trace_hash(),
+        trace: k.trace.take().unwrap_or_default(),
+        faults_fired: k.faults.fired(),
+        fault_ordinals: k.faults.ordinals(),
+        choices: k.strategy.log.clone(),
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".into()
+    }
+}
+
+/// One OS thread: a slot's successive processes, until done or gone. A
+/// panic in the simulator itself (not in the body) is reported as a
+/// finding too, and the turn handed on, so a run never hangs.
+fn process_main(shared: &Arc<Shared>, role: Role, body: &Body) {
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| process_loop(shared, role, body)));
+    if let Err(payload) = outcome {
+        let mut k = shared.lock();
+        let message = panic_message(&*payload);
+        k.violate(
+            Finding::Panic,
+            format!("simulator panicked in p{}: {message}", role.index),
+        );
+        k.procs[role.index].state = PState::Gone;
+        if k.current == Some(role.index) {
+            drop(shared.switch(k, None));
+        }
+    }
+}
+
+fn process_loop(shared: &Arc<Shared>, role: Role, body: &Body) {
+    let slot = role.index;
+    let mut k = shared.wait_turn(shared.lock(), slot);
+    loop {
+        if k.procs[slot].state == PState::Dying {
+            // Killed before or between runs of the body (machine crash).
+            if !k.restart(slot) {
+                break;
+            }
+            k = shared.switch(k, Some(slot));
+            continue;
+        }
+        let incarnation = k.procs[slot].incarnation;
+        drop(k);
+        let env = SimEnv::new(Arc::clone(shared), slot);
+        let probe = Probe::new(Arc::clone(shared), slot, incarnation);
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| body(&env, &probe, role)));
+        drop((env, probe));
+        k = shared.lock();
+        match outcome {
+            Ok(()) if !k.is_dead(slot, incarnation) => {
+                k.record(slot, || "DONE".into());
+                k.procs[slot].state = PState::Done;
+                break;
+            }
+            Ok(()) => {}
+            Err(payload) => match payload.downcast_ref::<Unwind>() {
+                Some(Unwind::Crashed) => {}
+                Some(Unwind::Aborted) => {
+                    k.procs[slot].state = PState::Gone;
+                    break;
+                }
+                None => {
+                    let message = panic_message(&*payload);
+                    k.violate(Finding::Panic, format!("p{slot} panicked: {message}"));
+                    k.procs[slot].state = PState::Gone;
+                    break;
+                }
+            },
+        }
+        // Killed: a new process takes the slot after a delay.
+        if !k.restart(slot) {
+            break;
+        }
+        let pid = k.procs[slot].pid;
+        k.record(slot, || format!("RESTART as pid {pid}"));
+        k = shared.switch(k, Some(slot));
+    }
+    if !matches!(k.procs[slot].state, PState::Done) {
+        k.procs[slot].state = PState::Gone;
+    }
+    drop(shared.switch(k, None));
+}
+
+/// What checking many seeds found.
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub seeds: u64,
+    pub steps: u64,
+    /// The first violating run, if any.
+    pub failure: Option<Report>,
+}
+
+/// Runs `seeds` consecutive seeds from `first`, stopping at the first
+/// violation; `progress` is told each seed done.
+pub fn check(
+    scenario: &Scenario,
+    strategy: StrategyKind,
+    first: u64,
+    seeds: u64,
+    progress: &mut dyn FnMut(u64),
+) -> Check {
+    let mut steps = 0;
+    for (i, seed) in (first..first.saturating_add(seeds)).enumerate() {
+        let report = run(scenario, &scenario.config(strategy, seed), false);
+        steps += report.steps;
+        progress(i as u64 + 1);
+        if report.violation.is_some() {
+            return Check {
+                seeds: i as u64 + 1,
+                steps,
+                failure: Some(report),
+            };
+        }
+    }
+    Check {
+        seeds,
+        steps,
+        failure: None,
+    }
+}
+
+/// Replays a token with a full trace.
+pub fn replay(scenario: &Scenario, token: &str) -> Result<Report, BadToken> {
+    let config: Config = token.parse()?;
+    if config.scenario != scenario.name {
+        return Err(BadToken(format!(
+            "{token}: token is for {}, not {}",
+            config.scenario, scenario.name
+        )));
+    }
+    Ok(run(scenario, &config, true))
+}
+
+/// Most runs shrinking may try.
+const SHRINK_RUNS: usize = 400;
+
+/// Minimises a failing configuration: fewer processes, fewer rounds, fewer
+/// faults, while the same invariant still breaks; among equals, the
+/// shorter trace. Returns the smallest run found, traced.
+pub fn shrink(scenario: &Scenario, failing: &Report) -> Report {
+    let finding = failing
+        .violation
+        .as_ref()
+        .expect("shrink a failing run")
+        .finding
+        .clone();
+    let still_fails = |c: &Config| -> Option<Report> {
+        let r = run(scenario, c, false);
+        (r.violation.as_ref().map(|v| &v.finding) == Some(&finding)).then_some(r)
+    };
+    let size = |r: &Report| {
+        (
+            r.config.procs,
+            r.faults_fired,
+            r.config.iters,
+            r.violation.as_ref().map_or(u64::MAX, |v| v.step),
+        )
+    };
+    let mut best = failing.clone();
+    let mut runs = 0;
+    let mut improved = true;
+    while improved && runs < SHRINK_RUNS {
+        improved = false;
+        let c = best.config.clone();
+        let mut candidates = Vec::new();
+        if c.procs > 1 {
+            candidates.push(Config {
+                procs: c.procs - 1,
+                ..c.clone()
+            });
+        }
+        if c.iters > 1 {
+            candidates.push(Config {
+                iters: c.iters - 1,
+                ..c.clone()
+            });
+        }
+        for ordinal in 0..best.fault_ordinals {
+            if !c.suppressed.contains(&ordinal) {
+                let mut suppressed = c.suppressed.clone();
+                suppressed.insert(ordinal);
+                candidates.push(Config {
+                    suppressed,
+                    ..c.clone()
+                });
+            }
+        }
+        for candidate in candidates {
+            if runs >= SHRINK_RUNS {
+                break;
+            }
+            runs += 1;
+            if let Some(r) = still_fails(&candidate)
+                && size(&r) < size(&best)
+            {
+                best = r;
+                improved = true;
+                break;
+            }
+        }
+    }
+    run(scenario, &best.config, true)
+}

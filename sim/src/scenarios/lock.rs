@@ -1,0 +1,50 @@
+//! `baton-lock-kernel` and `baton-lock-file`: baton's sidecar locks,
+//! production code unchanged, protecting the counter under every fault the
+//! simulator has (crashes, machine crashes, pauses, clock skew and jumps,
+//! pid reuse, injected I/O errors).
+
+use std::path::Path;
+use std::time::Duration;
+
+use baton_core::env::Clock;
+use baton_core::lock::{self, LockOptions, Mode, Wait};
+
+use super::counter;
+use crate::env::{Probe, SimEnv};
+use crate::fault::FaultKinds;
+use crate::run::{Role, Scenario};
+
+/// Attempts per round before a process gives up (a liveness failure).
+const ATTEMPTS: u32 = 100;
+
+fn body(mode: Mode, env: &SimEnv, probe: &Probe, role: Role) {
+    let mut opts = LockOptions::new(mode, Wait::For(Duration::from_secs(120)));
+    opts.stale = Duration::from_secs(10);
+    opts.instance = format!("p{}", role.index);
+    let target = Path::new(counter::COUNTER);
+    for _ in 0..role.iters {
+        for _ in 0..ATTEMPTS {
+            match lock::acquire(env, target, &opts, &mut |_| {}) {
+                Ok(Some(guard)) => {
+                    counter::increment(env, probe);
+                    let _ = guard.release();
+                    break;
+                }
+                Ok(None) => {}
+                // An injected I/O error: back off and try again.
+                Err(_) => env.sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
+pub fn scenario(mode: Mode) -> Scenario {
+    let mut s = Scenario::new("baton-lock", 4, move |env, probe, role| {
+        body(mode, env, probe, role)
+    });
+    s.iters = 3;
+    s.faults = FaultKinds::ALL;
+    s.setup = Box::new(counter::setup);
+    s.end = Box::new(counter::end);
+    s
+}

@@ -1,0 +1,29 @@
+//! The catalogue's scenarios, by name. Names and expected outcomes come
+//! from `baton_core::catalogue`, so every world prints one table.
+
+mod counter;
+mod lock;
+mod naive_reap;
+
+use baton_core::catalogue::{self, PROTOCOLS};
+
+use crate::run::Scenario;
+
+/// Builds the scenario named `name`, if the simulator runs it.
+pub fn scenario(name: &str) -> Option<Scenario> {
+    let mut s = match name {
+        "naive-reap" => naive_reap::scenario(),
+        "baton-lock-kernel" => lock::scenario(baton_core::lock::Mode::Kernel),
+        "baton-lock-file" => lock::scenario(baton_core::lock::Mode::File),
+        _ => return None,
+    };
+    let protocol = catalogue::protocol(name).expect("every scenario is catalogued");
+    s.name = protocol.name.to_owned();
+    s.expect = protocol.expect;
+    Some(s)
+}
+
+/// Every catalogued protocol the simulator runs, in catalogue order.
+pub fn all() -> Vec<Scenario> {
+    PROTOCOLS.iter().filter_map(|p| scenario(p.name)).collect()
+}

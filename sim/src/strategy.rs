@@ -1,0 +1,140 @@
+//! Scheduling strategies: which runnable process makes the next call.
+//!
+//! - `random`: uniform among the runnable processes at every call.
+//! - `pct`: probabilistic concurrency testing (Burckhardt et al., ASPLOS'10,
+//!   as shuttle and Coyote implement it): random distinct priorities, the
+//!   highest-priority runnable process always runs, and at `depth - 1`
+//!   random steps the running process drops below everyone. A bug needing
+//!   `d` ordering constraints is found with probability at least
+//!   `1/(n·k^(d-1))` per run.
+//! - `dfs`: follows a script of choices and records every choice point, so
+//!   an outer loop can enumerate schedules exhaustively (see
+//!   [`crate::explore`]). Past the script it keeps running the current
+//!   process, so schedules are enumerated in order of preemptions.
+//!
+//! shuttle's runtime is not used: its scheduler drives shuttle's own
+//! threads and has no notion of virtual time, of a process blocked on a
+//! simulated `flock` or asleep until a virtual deadline, or of a crash that
+//! kills a thread mid-call. baton's kernel decides which processes are
+//! runnable; these strategies only choose among them, which is the part
+//! shuttle's schedulers would do.
+
+use crate::rng::Rng;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrategyKind {
+    Random,
+    Pct { depth: u32 },
+    Dfs,
+}
+
+impl StrategyKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyKind::Random => "random",
+            StrategyKind::Pct { .. } => "pct",
+            StrategyKind::Dfs => "dfs",
+        }
+    }
+}
+
+/// PCT's estimate of a run's length, for placing change points.
+const PCT_STEPS: u64 = 3_000;
+
+#[derive(Clone, Debug)]
+pub struct Strategy {
+    kind: StrategyKind,
+    rng: Rng,
+    priorities: Vec<u64>,
+    change_points: Vec<u64>,
+    script: Vec<u32>,
+    /// Choices taken at each choice point with more than one option:
+    /// (index taken, number of options).
+    pub log: Vec<(u32, u32)>,
+}
+
+impl Strategy {
+    pub fn new(kind: StrategyKind, seed: u64, procs: usize, script: Vec<u32>) -> Strategy {
+        let mut rng = Rng::stream(seed, 0x5C4E);
+        let mut priorities = Vec::new();
+        let mut change_points = Vec::new();
+        if let StrategyKind::Pct { depth } = kind {
+            let depth = u64::from(depth.max(1));
+            priorities = (0..procs).map(|i| depth + i as u64).collect();
+            for i in (1..priorities.len()).rev() {
+                let j = rng.below(i as u64 + 1) as usize;
+                priorities.swap(i, j);
+            }
+            change_points = (1..depth).map(|_| rng.below(PCT_STEPS)).collect();
+        }
+        Strategy {
+            kind,
+            rng,
+            priorities,
+            change_points,
+            script,
+            log: Vec::new(),
+        }
+    }
+
+    /// Chooses among `runnable` (sorted, non-empty). `current` is the
+    /// process that made the last call, if it can run on.
+    pub fn pick(&mut self, runnable: &[usize], current: Option<usize>, step: u64) -> usize {
+        debug_assert!(!runnable.is_empty());
+        match self.kind {
+            StrategyKind::Random => runnable[self.rng.below(runnable.len() as u64) as usize],
+            StrategyKind::Pct { .. } => {
+                for (i, &at) in self.change_points.iter().enumerate() {
+                    if at == step
+                        && let Some(c) = current
+                    {
+                        self.priorities[c] = i as u64;
+                    }
+                }
+                *runnable
+                    .iter()
+                    .max_by_key(|&&p| self.priorities[p])
+                    .expect("non-empty")
+            }
+            StrategyKind::Dfs => {
+                if runnable.len() == 1 {
+                    return runnable[0];
+                }
+                // Option 0 is "keep running the current process".
+                let mut order: Vec<usize> = runnable.to_vec();
+                if let Some(c) = current
+                    && let Some(pos) = order.iter().position(|&p| p == c)
+                {
+                    order.remove(pos);
+                    order.insert(0, c);
+                }
+                let at = self.log.len();
+                let choice = self.script.get(at).copied().unwrap_or(0);
+                let choice = choice.min(order.len() as u32 - 1);
+                self.log.push((choice, order.len() as u32));
+                order[choice as usize]
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pct_runs_the_highest_priority_until_a_change_point() {
+        let mut s = Strategy::new(StrategyKind::Pct { depth: 1 }, 1, 3, vec![]);
+        let first = s.pick(&[0, 1, 2], None, 0);
+        assert!((1..100).all(|step| s.pick(&[0, 1, 2], Some(first), step) == first));
+    }
+
+    #[test]
+    fn dfs_follows_its_script_and_logs_choice_points() {
+        let mut s = Strategy::new(StrategyKind::Dfs, 0, 3, vec![1, 0]);
+        assert_eq!(s.pick(&[0, 1, 2], Some(0), 0), 1);
+        assert_eq!(s.pick(&[0, 1, 2], Some(1), 1), 1);
+        assert_eq!(s.pick(&[2], Some(1), 2), 2);
+        assert_eq!(s.log, vec![(1, 3), (0, 3)]);
+    }
+}
