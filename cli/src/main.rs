@@ -8,6 +8,8 @@ mod child;
 mod exit;
 mod lock_cmd;
 mod report;
+mod sim_cmd;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -33,12 +35,20 @@ enum Command {
     /// Run CMD holding FILE's lock (FILE.lock); exit with CMD's status,
     /// or 75 if the lock was not obtained in time.
     Lock(lock_cmd::LockArgs),
+    /// Run the deterministic simulator over the catalogue (or one
+    /// scenario); exit 0 only when every outcome matches its expectation.
+    Sim(sim_cmd::SimArgs),
+    /// Check the whole catalogue (simulator, random and PCT schedules) and
+    /// print one verdict table.
+    Verify(verify_cmd::VerifyArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
     let report = Reporter { json: cli.json };
     match cli.command {
         Command::Lock(args) => lock_cmd::run(args, report),
+        Command::Sim(args) => sim_cmd::run(args, cli.json),
+        Command::Verify(args) => verify_cmd::run(args, cli.json),
     }
 }
 

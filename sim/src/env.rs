@@ -177,7 +177,8 @@ impl Caller {
         if !k.in_fault_phase() {
             return Ok(k);
         }
-        match k.faults.strike(site) {
+        let step = k.step;
+        match k.faults.strike(site, step) {
             None => Ok(k),
             Some(Fault::Crash) => {
                 k.record(self.slot, || format!("CRASH in {}", what()));
@@ -196,12 +197,14 @@ impl Caller {
                     format!("PAUSE {}s before {}", ns / 1_000_000_000, what())
                 });
                 let until = k.now + ns;
+                k.mark("pause");
                 k.procs[self.slot].state = PState::Paused { until };
                 let k = self.shared.switch(k, Some(self.slot));
                 self.unwind_if_dead(&k);
                 Ok(k)
             }
             Some(Fault::Io { errno }) => {
+                k.mark("io-error");
                 k.now += CALL_NS;
                 k.record(self.slot, || {
                     format!("{} -> {} (injected)", what(), errno_name(errno))
@@ -691,6 +694,11 @@ impl Probe {
             k.record(slot, || format!("ACK {key}"));
             k.oracle.ack(key);
         });
+    }
+
+    /// Counts a rare path as covered (see [`crate::Report::marks`]).
+    pub fn mark(&self, name: &str) {
+        self.with(|k, _| k.mark(name));
     }
 
     /// The scenario itself saw an invariant broken (a torn read, say).

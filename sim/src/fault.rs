@@ -157,6 +157,8 @@ pub struct FaultPlan {
     pub budget: u32,
     /// Ordinals of faults to suppress (shrinking).
     pub suppressed: BTreeSet<u32>,
+    /// A crash placed at this step, whatever the rates say.
+    pub crash_at: Option<u64>,
     fired: u32,
     drawn: u32,
     rng: Rng,
@@ -199,6 +201,7 @@ impl FaultPlan {
             active,
             budget,
             suppressed,
+            crash_at: None,
             fired: 0,
             drawn: 0,
             rng: Rng::stream(seed, 0xD1CE),
@@ -210,11 +213,15 @@ impl FaultPlan {
         self.fired
     }
 
-    /// Decides the fault (if any) for one call at `site`. Always consumes
-    /// the same randomness, fault or not.
-    pub fn strike(&mut self, site: Site) -> Option<Fault> {
+    /// Decides the fault (if any) for one call at `site`, the `step`th
+    /// call of the run. Always consumes the same randomness, fault or not.
+    pub fn strike(&mut self, site: Site, step: u64) -> Option<Fault> {
         let roll = self.rng.next_u64();
         let pick = self.rng.next_u64();
+        if self.crash_at == Some(step) {
+            self.fired += 1;
+            return Some(Fault::Crash);
+        }
         if !self.active.contains(&site) || self.fired >= self.budget {
             return None;
         }
@@ -262,7 +269,7 @@ mod tests {
     #[test]
     fn no_kinds_no_faults() {
         let mut p = FaultPlan::draw(5, FaultKinds::NONE, 100, BTreeSet::new());
-        assert!((0..10_000).all(|i| p.strike(Site::ALL[i % Site::ALL.len()]).is_none()));
+        assert!((0..10_000).all(|i| p.strike(Site::ALL[i % Site::ALL.len()], i as u64).is_none()));
     }
 
     #[test]
@@ -270,7 +277,10 @@ mod tests {
         let run = |suppressed: BTreeSet<u32>| {
             let mut p = FaultPlan::draw(11, FaultKinds::ALL, 1_000, suppressed);
             (0..20_000)
-                .map(|i| p.strike(Site::ALL[i % Site::ALL.len()]).map(|f| (i, f)))
+                .map(|i| {
+                    p.strike(Site::ALL[i % Site::ALL.len()], i as u64)
+                        .map(|f| (i, f))
+                })
                 .collect::<Vec<_>>()
         };
         let all = run(BTreeSet::new());
@@ -285,7 +295,7 @@ mod tests {
     fn budget_caps_the_faults() {
         let mut p = FaultPlan::draw(11, FaultKinds::ALL, 2, BTreeSet::new());
         let n = (0..20_000)
-            .filter(|i| p.strike(Site::ALL[i % Site::ALL.len()]).is_some())
+            .filter(|&i| p.strike(Site::ALL[i % Site::ALL.len()], i as u64).is_some())
             .count();
         assert_eq!(n, 2);
     }

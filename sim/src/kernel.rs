@@ -105,6 +105,9 @@ pub(crate) struct Kernel {
     /// Randomness of the world itself (pids, clocks, crash fates).
     world_rng: Rng,
     pub boot: u32,
+    /// Coverage marks: how often each rare path ran (faults by kind, and
+    /// what scenarios mark through their probe).
+    pub marks: std::collections::BTreeMap<String, u64>,
     next_pid: u32,
     next_tick: u64,
     dead_pids: Vec<u32>,
@@ -138,6 +141,7 @@ impl Kernel {
             rng: Rng::stream(seed, 0xE4F),
             world_rng: Rng::stream(seed, 0x1D),
             boot: 0,
+            marks: std::collections::BTreeMap::new(),
             next_pid: 100,
             next_tick: 1_000,
             dead_pids: Vec::new(),
@@ -163,6 +167,7 @@ impl Kernel {
     fn new_process_identity(&mut self) -> (u32, u64, ClockModel) {
         let reuse = !self.dead_pids.is_empty() && self.world_rng.chance(self.faults.pid_reuse_rate);
         let pid = if reuse {
+            self.mark("pid-reuse");
             let i = self.world_rng.below(self.dead_pids.len() as u64) as usize;
             self.dead_pids.swap_remove(i)
         } else {
@@ -183,13 +188,21 @@ impl Kernel {
             clock.wobble_ns = r.range(0, plan.max_offset_ns / 100);
             clock.wobble_period_ns = SEC * (1 + r.below(60));
         }
-        if r.chance(plan.jump_rate) {
+        let jumps = r.chance(plan.jump_rate);
+        if jumps {
             let at = self.now + r.below(self.limits.fault_phase_ns.max(1));
-            clock
-                .jumps
-                .push((at, r.range(-plan.max_jump_ns, plan.max_jump_ns)));
+            let size = r.range(-plan.max_jump_ns, plan.max_jump_ns);
+            clock.jumps.push((at, size));
+            self.mark("clock-jump");
+        }
+        if clock.offset_ns != 0 || clock.drift_ppm != 0 {
+            self.mark("clock-skew");
         }
         (pid, self.next_tick, clock)
+    }
+
+    pub fn mark(&mut self, name: &str) {
+        *self.marks.entry(name.to_owned()).or_default() += 1;
     }
 
     /// Whether a process (this incarnation of a slot) is gone.
@@ -266,6 +279,7 @@ impl Kernel {
 
     /// SIGKILL: descriptors close (kernel locks released), files stay.
     pub fn kill(&mut self, slot: usize) {
+        self.mark("crash");
         let freed = self.fs.close_all_of(slot);
         self.wake_lock_waiters(&freed);
         self.oracle.died(slot);
@@ -275,6 +289,7 @@ impl Kernel {
 
     /// Power loss: every process dies; unsynced data may be lost or torn.
     pub fn machine_crash(&mut self) {
+        self.mark("machine-crash");
         for slot in 0..self.procs.len() {
             if !matches!(self.procs[slot].state, PState::Done | PState::Gone) {
                 self.oracle.died(slot);

@@ -52,6 +52,7 @@
 
 mod clock;
 pub mod env;
+pub mod explore;
 pub mod fault;
 pub mod fs;
 mod kernel;

@@ -1,6 +1,6 @@
 //! Running scenarios: one seed, many seeds, replay tokens, shrinking.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
@@ -97,6 +97,7 @@ impl Scenario {
             fault_budget: self.fault_budget,
             suppressed: BTreeSet::new(),
             script: Vec::new(),
+            crash_at: None,
         }
     }
 }
@@ -115,10 +116,13 @@ pub struct Config {
     pub suppressed: BTreeSet<u32>,
     /// Choices for the `dfs` strategy.
     pub script: Vec<u32>,
+    /// Crash the process making this call (by step number): the fault
+    /// placement bounded-exhaustive exploration enumerates.
+    pub crash_at: Option<u64>,
 }
 
-/// `scenario:strategy:seed:procs:iters:budget:suppressed:script`, with
-/// lists comma-separated: `naive-reap:random:1f:2:1:3:0,2:`.
+/// `scenario:strategy:seed:procs:iters:budget:suppressed:script:crash_at`,
+/// lists comma-separated, empty when empty: `naive-reap:random:1f:2:1:3:0,2::`.
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let join = |v: Vec<String>| v.join(",");
@@ -128,7 +132,7 @@ impl fmt::Display for Config {
         };
         write!(
             f,
-            "{}:{}:{:x}:{}:{}:{}:{}:{}",
+            "{}:{}:{:x}:{}:{}:{}:{}:{}:{}",
             self.scenario,
             strategy,
             self.seed,
@@ -137,6 +141,7 @@ impl fmt::Display for Config {
             self.fault_budget,
             join(self.suppressed.iter().map(u32::to_string).collect()),
             join(self.script.iter().map(u32::to_string).collect()),
+            self.crash_at.map_or(String::new(), |s| s.to_string()),
         )
     }
 }
@@ -168,9 +173,10 @@ impl FromStr for Config {
             budget,
             suppressed,
             script,
+            crash_at,
         ] = parts[..]
         else {
-            return Err(bad("expected 8 fields separated by ':'"));
+            return Err(bad("expected 9 fields separated by ':'"));
         };
         let list = |field: &str| -> Result<Vec<u32>, BadToken> {
             field
@@ -196,6 +202,10 @@ impl FromStr for Config {
             fault_budget: budget.parse().map_err(|_| bad("budget is a number"))?,
             suppressed: list(suppressed)?.into_iter().collect(),
             script: list(script)?,
+            crash_at: match crash_at {
+                "" => None,
+                n => Some(n.parse().map_err(|_| bad("crash_at is a number"))?),
+            },
         })
     }
 }
@@ -216,6 +226,8 @@ pub struct Report {
     pub fault_ordinals: u32,
     /// `dfs`: the choice points met, as (taken, options).
     pub choices: Vec<(u32, u32)>,
+    /// Coverage marks: rare paths and how often they ran.
+    pub marks: BTreeMap<String, u64>,
 }
 
 /// Runs one configuration of `scenario`. With `trace`, records every step.
@@ -224,12 +236,13 @@ pub fn run(scenario: &Scenario, config: &Config, trace: bool) -> Report {
     let mut fs = SimFs::new(epoch());
     (scenario.setup)(&mut fs);
     fs.sync_everything();
-    let faults = FaultPlan::draw(
+    let mut faults = FaultPlan::draw(
         config.seed,
         scenario.faults,
         config.fault_budget,
         config.suppressed.clone(),
     );
+    faults.crash_at = config.crash_at;
     let limits = Limits {
         fault_phase_ns: nanos(scenario.fault_phase),
         liveness_bound_ns: nanos(scenario.liveness_bound),
@@ -284,6 +297,7 @@ pub fn run(scenario: &Scenario, config: &Config, trace: bool) -> Report {
         faults_fired: k.faults.fired(),
         fault_ordinals: k.faults.ordinals(),
         choices: k.strategy.log.clone(),
+        marks: std::mem::take(&mut k.marks),
     }
 }
 
@@ -379,6 +393,8 @@ fn process_loop(shared: &Arc<Shared>, role: Role, body: &Body) {
 pub struct Check {
     pub seeds: u64,
     pub steps: u64,
+    /// Coverage marks summed over the seeds run.
+    pub marks: BTreeMap<String, u64>,
     /// The first violating run, if any.
     pub failure: Option<Report>,
 }
@@ -393,14 +409,19 @@ pub fn check(
     progress: &mut dyn FnMut(u64),
 ) -> Check {
     let mut steps = 0;
+    let mut marks = BTreeMap::new();
     for (i, seed) in (first..first.saturating_add(seeds)).enumerate() {
         let report = run(scenario, &scenario.config(strategy, seed), false);
         steps += report.steps;
+        for (name, n) in &report.marks {
+            *marks.entry(name.clone()).or_default() += n;
+        }
         progress(i as u64 + 1);
         if report.violation.is_some() {
             return Check {
                 seeds: i as u64 + 1,
                 steps,
+                marks,
                 failure: Some(report),
             };
         }
@@ -408,6 +429,7 @@ pub fn check(
     Check {
         seeds,
         steps,
+        marks,
         failure: None,
     }
 }

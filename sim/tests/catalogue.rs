@@ -71,3 +71,38 @@ fn replay_token_round_trips() {
     );
     assert!(replay(&s, "baton-lock-file:random:1:1:1:1::").is_err());
 }
+
+#[test]
+fn lock_scenarios_exercise_every_fault_and_every_reaping_path() {
+    let want = |name: &str, marks: &[&str]| {
+        let s = scenarios::scenario(name).unwrap();
+        let result = check(&s, StrategyKind::Random, 0, SEEDS, &mut |_| {});
+        let missing: Vec<_> = marks
+            .iter()
+            .filter(|m| !result.marks.contains_key(**m))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{name}: never ran {missing:?}; ran {:?}",
+            result.marks
+        );
+    };
+    let faults = [
+        "crash",
+        "machine-crash",
+        "pause",
+        "io-error",
+        "pid-reuse",
+        "clock-skew",
+        "clock-jump",
+    ];
+    want("baton-lock-kernel", &[&faults[..], &["waited"]].concat());
+    want(
+        "baton-lock-file",
+        &[
+            &faults[..],
+            &["waited", "reaped-owner-dead", "reaped-unchanged"],
+        ]
+        .concat(),
+    );
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use baton_core::env::Clock;
-use baton_core::lock::{self, LockOptions, Mode, Wait};
+use baton_core::lock::{self, LockEvent, LockOptions, Mode, Wait};
 
 use super::counter;
 use crate::env::{Probe, SimEnv};
@@ -24,7 +24,12 @@ fn body(mode: Mode, env: &SimEnv, probe: &Probe, role: Role) {
     let target = Path::new(counter::COUNTER);
     for _ in 0..role.iters {
         for _ in 0..ATTEMPTS {
-            match lock::acquire(env, target, &opts, &mut |_| {}) {
+            let mut mark = |e: LockEvent| match e {
+                LockEvent::Reaped { why, .. } => probe.mark(&format!("reaped-{}", why.code())),
+                LockEvent::Waiting { .. } => probe.mark("waited"),
+                LockEvent::CannotReap { .. } => probe.mark("cannot-reap"),
+            };
+            match lock::acquire(env, target, &opts, &mut mark) {
                 Ok(Some(guard)) => {
                     counter::increment(env, probe);
                     let _ = guard.release();

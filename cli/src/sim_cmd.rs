@@ -1,0 +1,281 @@
+//! `baton sim` and `baton verify`: run the simulator over the catalogue and
+//! print one verdict per scenario.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use baton_core::catalogue::Expect;
+use baton_sim::{Finding, Report, Scenario, StrategyKind, check, replay, scenarios, shrink};
+use serde_json::json;
+
+use crate::exit::Exit;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StrategyArg {
+    /// Uniformly random choice at every call.
+    Random,
+    /// Probabilistic concurrency testing (priority-based, few preemptions).
+    Pct,
+    /// Depth-first enumeration of schedules, fewest preemptions first.
+    Dfs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SimArgs {
+    /// A catalogued scenario, or `all`.
+    #[arg(long, default_value = "all", value_name = "NAME")]
+    pub scenario: String,
+    /// How many seeds (schedules, for dfs) to run per scenario.
+    #[arg(long, value_name = "N")]
+    pub seeds: Option<u64>,
+    /// First seed (alone: run just this seed).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    #[arg(long, value_enum, default_value_t = StrategyArg::Random)]
+    pub strategy: StrategyArg,
+    /// PCT's bug depth.
+    #[arg(long, default_value_t = 3, value_name = "D")]
+    pub pct_depth: u32,
+    /// Replay a token printed for a violation: prints its trace and verdict.
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["scenario", "seeds", "seed"])]
+    pub replay: Option<String>,
+    /// Print the shrunk trace of every violation found.
+    #[arg(long)]
+    pub trace: bool,
+}
+
+/// Seeds per scenario when none are given.
+pub const DEFAULT_SEEDS: u64 = 1_000;
+
+/// One scenario's result.
+#[derive(Debug)]
+pub struct Verdict {
+    pub scenario: String,
+    pub strategy: &'static str,
+    pub expect: Expect,
+    pub seeds: u64,
+    pub steps: u64,
+    pub elapsed: Duration,
+    /// The shrunk violation, if one was found.
+    pub found: Option<Report>,
+}
+
+impl Verdict {
+    pub fn outcome(&self) -> String {
+        match self.found.as_ref().and_then(|r| r.violation.as_ref()) {
+            None => "holds".into(),
+            Some(v) => format!("violates {}", v.finding),
+        }
+    }
+
+    pub fn matches(&self) -> bool {
+        let found = self.found.as_ref().and_then(|r| r.violation.as_ref());
+        match (self.expect, found) {
+            (Expect::Holds, None) => true,
+            (Expect::Violates(i), Some(v)) => v.finding == Finding::Invariant(i),
+            _ => false,
+        }
+    }
+
+    fn per_second(&self, n: u64) -> u64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            (n as f64 / secs) as u64
+        } else {
+            0
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let mut v = json!({
+            "scenario": self.scenario,
+            "strategy": self.strategy,
+            "expected": self.expect.to_string(),
+            "outcome": self.outcome(),
+            "matches": self.matches(),
+            "seeds": self.seeds,
+            "schedules_per_s": self.per_second(self.seeds),
+            "calls_per_s": self.per_second(self.steps),
+        });
+        if let Some(r) = &self.found
+            && let Some(violation) = &r.violation
+        {
+            v["violation"] = json!({
+                "invariant": violation.finding.to_string(),
+                "detail": violation.detail,
+                "steps": r.steps,
+                "replay": r.config.to_string(),
+            });
+        }
+        v
+    }
+}
+
+fn strategy_kind(arg: StrategyArg, depth: u32) -> StrategyKind {
+    match arg {
+        StrategyArg::Random => StrategyKind::Random,
+        StrategyArg::Pct => StrategyKind::Pct { depth },
+        StrategyArg::Dfs => StrategyKind::Dfs,
+    }
+}
+
+/// Wall-clock time of the simulator's own work, for throughput: the
+/// simulated processes never see it.
+#[allow(clippy::disallowed_methods)]
+fn stopwatch() -> impl Fn() -> Duration {
+    let start = std::time::Instant::now();
+    move || start.elapsed()
+}
+
+/// Checks one scenario over `seeds` seeds from `first`, shrinking what it
+/// finds.
+pub fn check_scenario(s: &Scenario, strategy: StrategyKind, first: u64, seeds: u64) -> Verdict {
+    let elapsed = stopwatch();
+    let tty = std::io::stderr().is_terminal();
+    let mut progress = |done: u64| {
+        if tty && (done.is_multiple_of(50) || done == seeds) {
+            eprint!("\r{}: {done}/{seeds} seeds", s.name);
+            if done == seeds {
+                eprint!("\r\x1b[K");
+            }
+        }
+    };
+    let (ran, steps, failure) = if strategy == StrategyKind::Dfs {
+        let e = baton_sim::explore::dfs(s, first, seeds, &mut progress);
+        (e.schedules, e.steps, e.failure)
+    } else {
+        let c = check(s, strategy, first, seeds, &mut progress);
+        (c.seeds, c.steps, c.failure)
+    };
+    let elapsed = elapsed();
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    Verdict {
+        scenario: s.name.clone(),
+        strategy: strategy.name(),
+        expect: s.expect,
+        seeds: ran,
+        steps,
+        elapsed,
+        found: failure.map(|f| shrink(s, &f)),
+    }
+}
+
+pub fn print_table(verdicts: &[Verdict], json: bool, trace: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        for v in verdicts {
+            let _ = writeln!(out, "{}", v.json());
+        }
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{:<20} {:<8} {:<28} {:<28} {:>7} {:>11} {:>11}  first violation",
+        "scenario", "strategy", "expected", "outcome", "seeds", "sched/s", "calls/s"
+    );
+    for v in verdicts {
+        let first = match &v.found {
+            Some(r) => format!("{} steps, replay {}", r.steps, r.config),
+            None => "-".into(),
+        };
+        let mark = if v.matches() { "" } else { "  << UNEXPECTED" };
+        let _ = writeln!(
+            out,
+            "{:<20} {:<8} {:<28} {:<28} {:>7} {:>11} {:>11}  {first}{mark}",
+            v.scenario,
+            v.strategy,
+            v.expect.to_string(),
+            v.outcome(),
+            v.seeds,
+            v.per_second(v.seeds),
+            v.per_second(v.steps),
+        );
+    }
+    for v in verdicts {
+        if let Some(r) = &v.found
+            && (trace || !v.matches())
+        {
+            let _ = writeln!(out, "\n{} ({}):", v.scenario, r.config);
+            for line in &r.trace {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+    }
+}
+
+pub fn selected(name: &str) -> anyhow::Result<Vec<Scenario>> {
+    if name == "all" {
+        return Ok(scenarios::all());
+    }
+    match scenarios::scenario(name) {
+        Some(s) => Ok(vec![s]),
+        None => {
+            let names: Vec<_> = scenarios::all().into_iter().map(|s| s.name).collect();
+            bail!("no scenario {name}: the catalogue has {}", names.join(", "))
+        }
+    }
+}
+
+pub fn run(args: SimArgs, json: bool) -> anyhow::Result<Exit> {
+    let strategy = strategy_kind(args.strategy, args.pct_depth);
+    if let Some(token) = &args.replay {
+        return replay_token(token, json);
+    }
+    let (first, seeds) = match (args.seed, args.seeds) {
+        (Some(s), None) => (s, 1),
+        (s, n) => (s.unwrap_or(0), n.unwrap_or(DEFAULT_SEEDS)),
+    };
+    let verdicts: Vec<Verdict> = selected(&args.scenario)?
+        .iter()
+        .map(|s| check_scenario(s, strategy, first, seeds))
+        .collect();
+    print_table(&verdicts, json, args.trace);
+    Ok(if verdicts.iter().all(Verdict::matches) {
+        Exit::Ok
+    } else {
+        Exit::Error
+    })
+}
+
+fn replay_token(token: &str, json: bool) -> anyhow::Result<Exit> {
+    let name = token.split(':').next().unwrap_or_default();
+    let s =
+        scenarios::scenario(name).with_context(|| format!("replay {token}: no scenario {name}"))?;
+    let report = replay(&s, token)?;
+    let verdict = Verdict {
+        scenario: s.name.clone(),
+        strategy: report.config.strategy.name(),
+        expect: s.expect,
+        seeds: 1,
+        steps: report.steps,
+        elapsed: Duration::ZERO,
+        found: report.violation.is_some().then(|| report.clone()),
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let mut v = verdict.json();
+        v["trace"] = json!(report.trace);
+        v["hash"] = json!(format!("{:016x}", report.hash));
+        let _ = writeln!(out, "{v}");
+    } else {
+        for line in &report.trace {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(
+            out,
+            "{}: expected {}, outcome {} (trace hash {:016x})",
+            s.name,
+            s.expect,
+            verdict.outcome(),
+            report.hash
+        );
+    }
+    Ok(if verdict.matches() {
+        Exit::Ok
+    } else {
+        Exit::Error
+    })
+}
