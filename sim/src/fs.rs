@@ -308,19 +308,25 @@ impl SimFs {
     }
 
     pub fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        // Linux resolves both parents before looking up either name.
         let (from_dir, from_name) = self.parent_of(from)?;
+        let (to_dir, to_name) = self.parent_of(to)?;
         let ino = *self
             .entries(from_dir)?
             .get(&from_name)
             .ok_or_else(|| errno(ENOENT))?;
-        let (to_dir, to_name) = self.parent_of(to)?;
-        if self.is_dir(ino) {
-            // A directory may not move below itself.
-            let from_parts = Self::components(from)?;
-            let to_parts = Self::components(to)?;
-            if to_parts.len() > from_parts.len() && to_parts.starts_with(&from_parts) {
-                return Err(errno(EINVAL));
-            }
+        let from_parts = Self::components(from)?;
+        let to_parts = Self::components(to)?;
+        // A directory may not move below itself (EINVAL), nor anything
+        // onto one of its own ancestors (ENOTEMPTY), checked in that order.
+        if self.is_dir(ino)
+            && to_parts.len() > from_parts.len()
+            && to_parts.starts_with(&from_parts)
+        {
+            return Err(errno(EINVAL));
+        }
+        if from_parts.len() > to_parts.len() && from_parts.starts_with(&to_parts) {
+            return Err(errno(ENOTEMPTY));
         }
         if let Some(&existing) = self.entries(to_dir)?.get(&to_name) {
             if existing == ino {
@@ -459,6 +465,9 @@ impl SimFs {
     }
 
     pub fn write_all_at(&mut self, ofd: OfdId, buf: &[u8], offset: u64, now: SystemTime) {
+        if buf.is_empty() {
+            return; // writes nothing, extends nothing
+        }
         let (data, synced, mtime) = self.file_mut(ofd);
         let start = usize::try_from(offset).expect("offset fits memory");
         let end = start + buf.len();
