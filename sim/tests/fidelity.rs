@@ -184,8 +184,7 @@ fn on_sim(ops: &[Op]) -> Vec<String> {
     });
     let report = run(&s, &s.config(StrategyKind::Random, 0), false);
     assert!(report.violation.is_none(), "{:?}", report.violation);
-    let out = results.lock().unwrap().clone();
-    out
+    results.lock().unwrap().clone()
 }
 
 proptest! {
