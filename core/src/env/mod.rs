@@ -21,6 +21,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+pub mod handoff;
 pub mod real;
 
 /// Identity of an inode: equal ids mean the same file, whatever its names.

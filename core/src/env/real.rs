@@ -12,9 +12,10 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::handoff::Handoff;
 use super::{
     Clock, FileId, Fs, FsKind, Liveness, Metadata, MonoTime, OpenFile, ProcessIdentity, Processes,
     Random,
@@ -208,14 +209,6 @@ impl RealFile {
     }
 }
 
-/// Hand-off between a timed `lock` and its helper thread.
-#[derive(Debug)]
-enum Handoff {
-    Waiting,
-    Locked(io::Result<()>),
-    Abandoned,
-}
-
 impl OpenFile for RealFile {
     fn metadata(&self) -> io::Result<Metadata> {
         metadata_of(&self.file.metadata()?)
@@ -269,53 +262,32 @@ impl OpenFile for RealFile {
         }
         // flock(2) has no timeout. A helper thread blocks in it on a clone of
         // this descriptor (the lock belongs to the shared open file
-        // description), so the kernel wakes us; the hand-off under the mutex
-        // decides whether a lock that arrives after the deadline is ours or
-        // must be given back.
+        // description), so the kernel wakes us; the hand-off decides whether
+        // a lock that arrives after the deadline is ours or is given back.
         let clone = self.file.try_clone()?;
-        let shared = Arc::new((Mutex::new(Handoff::Waiting), Condvar::new()));
-        let theirs = Arc::clone(&shared);
+        let handoff = Arc::new(Handoff::default());
+        let theirs = Arc::clone(&handoff);
         std::thread::Builder::new()
             .name("baton-flock-wait".into())
             .spawn(move || {
                 let result = clone.lock();
-                let (state, wake) = &*theirs;
-                let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-                match *state {
-                    Handoff::Waiting => {
-                        *state = Handoff::Locked(result);
-                        wake.notify_one();
-                    }
-                    Handoff::Abandoned => {
-                        if result.is_ok() {
-                            let _ = clone.unlock();
-                        }
-                    }
-                    Handoff::Locked(_) => unreachable!("only this thread locks"),
+                if let Some(Ok(())) = theirs.deliver(result) {
+                    // The waiter gave up: give the lock back.
+                    let _ = clone.unlock();
                 }
             })?;
-        let (state, wake) = &*shared;
         let deadline = Instant::now() + timeout;
-        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if let Handoff::Locked(_) = *state {
-                let Handoff::Locked(result) = std::mem::replace(&mut *state, Handoff::Waiting)
-                else {
-                    unreachable!()
-                };
-                return result.map(|()| true);
-            }
+        let outcome = handoff.wait(|| {
             let now = Instant::now();
-            if now >= deadline {
+            (now < deadline).then(|| deadline - now)
+        });
+        match outcome {
+            Some(result) => result.map(|()| true),
+            None => {
                 // The helper may still take the lock later and give it back.
-                *state = Handoff::Abandoned;
                 self.abandoned_wait.store(true, Ordering::Relaxed);
-                return Ok(false);
+                Ok(false)
             }
-            state = wake
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
         }
     }
 
