@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use baton_core::catalogue::Expect;
-use baton_sim::{Finding, Report, Scenario, StrategyKind, check, replay, scenarios, shrink};
+use baton_sim::{
+    FaultKinds, Finding, Report, Scenario, StrategyKind, check, replay, scenarios, shrink,
+};
 use serde_json::json;
 
 use crate::exit::Exit;
@@ -38,8 +40,13 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 3, value_name = "D")]
     pub pct_depth: u32,
     /// Replay a token printed for a violation: prints its trace and verdict.
-    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["scenario", "seeds", "seed"])]
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["scenario", "seeds", "seed", "faults"])]
     pub replay: Option<String>,
+    /// Fault kinds to draw instead of each scenario's own: `all`, `none`,
+    /// or a comma-separated list of crash, machine-crash, pause, io-errors,
+    /// clock-skew, pid-reuse.
+    #[arg(long, value_name = "LIST")]
+    pub faults: Option<String>,
     /// Print the shrunk trace of every violation found.
     #[arg(long)]
     pub trace: bool,
@@ -59,6 +66,9 @@ pub struct Verdict {
     pub elapsed: Duration,
     /// The shrunk violation, if one was found.
     pub found: Option<Report>,
+    /// A known-bad scenario's violation of another invariant than the one
+    /// expected, met on the way (not shrunk).
+    pub also: Option<Report>,
 }
 
 impl Verdict {
@@ -67,6 +77,16 @@ impl Verdict {
             None => "holds".into(),
             Some(v) => format!("violates {}", v.finding),
         }
+    }
+
+    /// The other invariant a known-bad scenario broke on the way, if any.
+    pub fn also(&self) -> Option<String> {
+        let r = self.also.as_ref()?;
+        let v = r.violation.as_ref()?;
+        Some(format!(
+            "also violates {}: {} (replay {})",
+            v.finding, v.detail, r.config
+        ))
     }
 
     pub fn matches(&self) -> bool {
@@ -108,6 +128,15 @@ impl Verdict {
                 "replay": r.config.to_string(),
             });
         }
+        if let Some(r) = &self.also
+            && let Some(violation) = &r.violation
+        {
+            v["also"] = json!({
+                "invariant": violation.finding.to_string(),
+                "detail": violation.detail,
+                "replay": r.config.to_string(),
+            });
+        }
         v
     }
 }
@@ -141,12 +170,10 @@ pub fn check_scenario(s: &Scenario, strategy: StrategyKind, first: u64, seeds: u
             }
         }
     };
-    let (ran, steps, failure) = if strategy == StrategyKind::Dfs {
-        let e = baton_sim::explore::dfs(s, first, seeds, &mut progress);
-        (e.schedules, e.steps, e.failure)
+    let c = if strategy == StrategyKind::Dfs {
+        baton_sim::explore::dfs(s, first, seeds, &mut progress).check
     } else {
-        let c = check(s, strategy, first, seeds, &mut progress);
-        (c.seeds, c.steps, c.failure)
+        check(s, strategy, first, seeds, &mut progress)
     };
     let elapsed = elapsed();
     if tty {
@@ -156,10 +183,11 @@ pub fn check_scenario(s: &Scenario, strategy: StrategyKind, first: u64, seeds: u
         scenario: s.name.clone(),
         strategy: strategy.name(),
         expect: s.expect,
-        seeds: ran,
-        steps,
+        seeds: c.seeds,
+        steps: c.steps,
         elapsed,
-        found: failure.map(|f| shrink(s, &f)),
+        found: c.failure.map(|f| shrink(s, &f)),
+        also: c.other,
     }
 }
 
@@ -182,9 +210,12 @@ pub fn print_table(verdicts: &[Verdict], json: bool, trace: bool) {
             None => "-".into(),
         };
         let mark = if v.matches() { "" } else { "  << UNEXPECTED" };
+        let also = v
+            .also()
+            .map_or(String::new(), |a| format!("\n{:<20} {a}", ""));
         let _ = writeln!(
             out,
-            "{:<20} {:<8} {:<28} {:<28} {:>7} {:>11} {:>11}  {first}{mark}",
+            "{:<20} {:<8} {:<28} {:<28} {:>7} {:>11} {:>11}  {first}{mark}{also}",
             v.scenario,
             v.strategy,
             v.expect.to_string(),
@@ -228,7 +259,14 @@ pub fn run(args: SimArgs, json: bool) -> anyhow::Result<Exit> {
         (Some(s), None) => (s, 1),
         (s, n) => (s.unwrap_or(0), n.unwrap_or(DEFAULT_SEEDS)),
     };
-    let verdicts: Vec<Verdict> = selected(&args.scenario)?
+    let mut scenarios = selected(&args.scenario)?;
+    if let Some(list) = &args.faults {
+        let kinds = FaultKinds::from_names(list).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+        for s in &mut scenarios {
+            s.faults = kinds;
+        }
+    }
+    let verdicts: Vec<Verdict> = scenarios
         .iter()
         .map(|s| check_scenario(s, strategy, first, seeds))
         .collect();
@@ -253,6 +291,7 @@ fn replay_token(token: &str, json: bool) -> anyhow::Result<Exit> {
         steps: report.steps,
         elapsed: Duration::ZERO,
         found: report.violation.is_some().then(|| report.clone()),
+        also: None,
     };
     let mut out = std::io::stdout().lock();
     if json {

@@ -76,7 +76,7 @@ fn replaying_a_holding_scenario_shows_it_holding() {
         "--json",
         "sim",
         "--replay",
-        "baton-lock-file:random:5:4:3:8:::",
+        "baton-lock-file:random:5:4:3:cmpisr:8:::",
     ]);
     assert_eq!(o.status.code(), Some(0));
     let row = &json_lines(&o)[0];
@@ -89,7 +89,7 @@ fn bad_scenario_and_bad_token_are_errors_with_one_line() {
     for args in [
         &["sim", "--scenario", "no-such-protocol"][..],
         &["sim", "--replay", "naive-reap:random:zz"],
-        &["sim", "--replay", "no-such:random:1:1:1:1:::"],
+        &["sim", "--replay", "no-such:random:1:1:1:c:1:::"],
     ] {
         let o = baton(args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");

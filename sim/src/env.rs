@@ -61,6 +61,15 @@ impl Brief for OfdId {
     }
 }
 
+/// A number that is not a descriptor.
+struct Plain(u64);
+
+impl Brief for Plain {
+    fn brief(&self) -> String {
+        format!("{:#x}", self.0)
+    }
+}
+
 impl Brief for Vec<u8> {
     fn brief(&self) -> String {
         let text = String::from_utf8_lossy(self);
@@ -580,7 +589,14 @@ impl Clock for SimEnv {
         };
         k.now += CALL_NS;
         k.record(c.slot, what);
-        let until = k.now + u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        // Timer slack and scheduling latency: a sleeper wakes a little
+        // late, by a different amount each time, so processes polling at
+        // one period drift in and out of phase as they do on a real machine.
+        let late = k.wake_latency();
+        let until = k
+            .now
+            .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .saturating_add(late);
         k.procs[c.slot].state = PState::Sleeping { until };
         let k = c.shared.switch(k, Some(c.slot));
         c.unwind_if_dead(&k);
@@ -613,9 +629,9 @@ impl Random for SimEnv {
     fn random_u64(&self) -> u64 {
         let c = &self.caller;
         c.call(Site::Random, &|| "random()".into(), |k, _| {
-            Ok(k.rng.next_u64())
+            Ok(Plain(k.rng.next_u64()))
         })
-        .unwrap_or(0)
+        .map_or(0, |p| p.0)
     }
 }
 
@@ -685,6 +701,37 @@ impl Probe {
         self.with(|k, slot| {
             k.record(slot, || format!("STEPPED DOWN {election}"));
             k.oracle.stepped_down(slot, election);
+        });
+    }
+
+    /// This process claimed `path` (exclusively).
+    pub fn claimed(&self, path: &str) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("CLAIMED {path}"));
+            let r = k.oracle.claimed(slot, path);
+            Self::outcome(k, r);
+        });
+    }
+
+    pub fn unclaimed(&self, path: &str) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("UNCLAIMED {path}"));
+            k.oracle.unclaimed(slot, path);
+        });
+    }
+
+    /// A commit for `task` landed changing `diff`; the task's own edits
+    /// were `own`.
+    pub fn committed(
+        &self,
+        task: &str,
+        diff: &std::collections::BTreeSet<String>,
+        own: &std::collections::BTreeSet<String>,
+    ) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("COMMITTED {task}"));
+            let r = k.oracle.committed(task, diff, own);
+            Self::outcome(k, r);
         });
     }
 

@@ -11,20 +11,21 @@
 //! iteratively, as in CHESS: every placement with none, then with at most
 //! one, up to [`MAX_PREEMPTIONS`], so shallow bugs are found first.
 
-use crate::run::{Config, Report, Scenario, run};
+use std::collections::BTreeMap;
+
+use crate::run::{Check, Config, Scenario, run};
 use crate::strategy::StrategyKind;
 
 /// Schedules with more preemptions than this are not enumerated.
 pub const MAX_PREEMPTIONS: usize = 2;
 
-/// What exploring found.
+/// What exploring found: as for random seeds, with `seeds` counting
+/// schedules.
 #[derive(Clone, Debug)]
 pub struct Exploration {
-    pub schedules: u64,
-    pub steps: u64,
+    pub check: Check,
     /// True when every schedule within the bounds was run.
     pub exhausted: bool,
-    pub failure: Option<Report>,
 }
 
 /// The next script after a run that met `choices`, or `None` when the
@@ -61,16 +62,20 @@ pub fn dfs(
         .chain((1..=first.steps).map(Some))
         .collect();
     let mut out = Exploration {
-        schedules: 0,
-        steps: 0,
+        check: Check {
+            seeds: 0,
+            steps: 0,
+            marks: BTreeMap::new(),
+            failure: None,
+            other: None,
+        },
         exhausted: true,
-        failure: None,
     };
     for bound in 0..=MAX_PREEMPTIONS {
         for &crash_at in &placements {
             let mut script = Vec::new();
             loop {
-                if out.schedules >= budget {
+                if out.check.seeds >= budget {
                     out.exhausted = false;
                     return out;
                 }
@@ -80,14 +85,14 @@ pub fn dfs(
                     ..base.clone()
                 };
                 let report = run(scenario, &config, false);
-                out.schedules += 1;
-                out.steps += report.steps;
-                progress(out.schedules);
-                if report.violation.is_some() {
-                    out.failure = Some(report);
+                out.check.seeds += 1;
+                out.check.steps += report.steps;
+                progress(out.check.seeds);
+                let choices = report.choices.clone();
+                if out.check.take(scenario, report) {
                     return out;
                 }
-                match next_script(&report.choices, bound) {
+                match next_script(&choices, bound) {
                     None => break,
                     Some(next) => script = next,
                 }

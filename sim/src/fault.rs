@@ -123,6 +123,83 @@ impl FaultKinds {
     };
 }
 
+/// One letter per kind, for replay tokens and the command line.
+const LETTERS: [(char, &str); 6] = [
+    ('c', "crash"),
+    ('m', "machine-crash"),
+    ('p', "pause"),
+    ('i', "io-errors"),
+    ('s', "clock-skew"),
+    ('r', "pid-reuse"),
+];
+
+impl FaultKinds {
+    fn flags(&self) -> [bool; 6] {
+        [
+            self.crash,
+            self.machine_crash,
+            self.pause,
+            self.io_errors,
+            self.clock_skew,
+            self.pid_reuse,
+        ]
+    }
+
+    fn from_flags(f: [bool; 6]) -> FaultKinds {
+        FaultKinds {
+            crash: f[0],
+            machine_crash: f[1],
+            pause: f[2],
+            io_errors: f[3],
+            clock_skew: f[4],
+            pid_reuse: f[5],
+        }
+    }
+
+    /// `cmpisr`-style letters of the enabled kinds (`-` for none).
+    pub fn letters(&self) -> String {
+        let s: String = LETTERS
+            .iter()
+            .zip(self.flags())
+            .filter(|(_, on)| *on)
+            .map(|((c, _), _)| *c)
+            .collect();
+        if s.is_empty() { "-".into() } else { s }
+    }
+
+    pub fn from_letters(s: &str) -> Option<FaultKinds> {
+        let mut flags = [false; 6];
+        for ch in s.chars().filter(|&c| c != '-') {
+            let i = LETTERS.iter().position(|(c, _)| *c == ch)?;
+            flags[i] = true;
+        }
+        Some(FaultKinds::from_flags(flags))
+    }
+
+    /// Parses `crash,pause,...` (names as in [`FaultKinds::names`]), `all`
+    /// or `none`.
+    pub fn from_names(list: &str) -> Result<FaultKinds, String> {
+        match list {
+            "all" => return Ok(FaultKinds::ALL),
+            "none" => return Ok(FaultKinds::NONE),
+            _ => {}
+        }
+        let mut flags = [false; 6];
+        for name in list.split(',').filter(|n| !n.is_empty()) {
+            let i = LETTERS
+                .iter()
+                .position(|(_, n)| *n == name)
+                .ok_or_else(|| format!("unknown fault kind {name:?} (known: {})", Self::names()))?;
+            flags[i] = true;
+        }
+        Ok(FaultKinds::from_flags(flags))
+    }
+
+    pub fn names() -> String {
+        LETTERS.map(|(_, n)| n).join(", ")
+    }
+}
+
 /// A fault striking one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -265,6 +342,18 @@ impl FaultPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_kinds_round_trip_through_letters_and_names() {
+        for kinds in [FaultKinds::ALL, FaultKinds::NONE] {
+            assert_eq!(FaultKinds::from_letters(&kinds.letters()), Some(kinds));
+        }
+        let some = FaultKinds::from_names("crash,clock-skew").unwrap();
+        assert!(some.crash && some.clock_skew && !some.pause);
+        assert_eq!(some.letters(), "cs");
+        assert!(FaultKinds::from_names("crash,lightning").is_err());
+        assert_eq!(FaultKinds::from_letters("x"), None);
+    }
 
     #[test]
     fn no_kinds_no_faults() {

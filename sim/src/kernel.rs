@@ -31,6 +31,8 @@ use crate::strategy::Strategy;
 
 /// Virtual cost of one environment call.
 pub const CALL_NS: u64 = 20_000;
+/// Most a sleeping process wakes late (timer slack, run-queue delay).
+pub const MAX_WAKE_LATENCY_NS: u64 = 2_000_000;
 const SEC: u64 = 1_000_000_000;
 
 /// Why a process thread unwinds.
@@ -199,6 +201,11 @@ impl Kernel {
             self.mark("clock-skew");
         }
         (pid, self.next_tick, clock)
+    }
+
+    /// How late a sleeping process wakes: up to [`MAX_WAKE_LATENCY_NS`].
+    pub fn wake_latency(&mut self) -> u64 {
+        self.world_rng.below(MAX_WAKE_LATENCY_NS + 1)
     }
 
     pub fn mark(&mut self, name: &str) {

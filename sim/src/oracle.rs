@@ -43,6 +43,8 @@ pub struct Oracle {
     acked: BTreeMap<String, u64>,
     /// Primaries acting, per election: slot and epoch.
     primaries: BTreeMap<String, BTreeMap<usize, u64>>,
+    /// Live claimants of each path.
+    claims: BTreeMap<String, BTreeSet<usize>>,
 }
 
 impl Oracle {
@@ -90,6 +92,44 @@ impl Oracle {
         }
     }
 
+    /// `slot` claimed `path`: no other live process may hold it.
+    pub fn claimed(&mut self, slot: usize, path: &str) -> Result<(), (Invariant, String)> {
+        let holders = self.claims.entry(path.to_owned()).or_default();
+        let other = holders.iter().find(|&&s| s != slot).copied();
+        holders.insert(slot);
+        match other {
+            Some(other) => Err((
+                Invariant::Claims,
+                format!("p{slot} claimed {path} while p{other} holds it"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    pub fn unclaimed(&mut self, slot: usize, path: &str) {
+        if let Some(holders) = self.claims.get_mut(path) {
+            holders.remove(&slot);
+        }
+    }
+
+    /// A commit landed for a task whose own edits are `own`; `diff` is what
+    /// the commit changed. Anything else in it is another task's work.
+    pub fn committed(
+        &self,
+        task: &str,
+        diff: &BTreeSet<String>,
+        own: &BTreeSet<String>,
+    ) -> Result<(), (Invariant, String)> {
+        let foreign: Vec<_> = diff.difference(own).cloned().collect();
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        Err((
+            Invariant::NoCrossCommit,
+            format!("{task}'s commit holds {}", foreign.join(", ")),
+        ))
+    }
+
     /// An update to `key` was acknowledged: the final value must reach at
     /// least `count` acknowledged updates.
     pub fn ack(&mut self, key: &str) {
@@ -107,6 +147,9 @@ impl Oracle {
         }
         for acting in self.primaries.values_mut() {
             acting.remove(&slot);
+        }
+        for holders in self.claims.values_mut() {
+            holders.remove(&slot);
         }
     }
 }
@@ -127,6 +170,30 @@ mod tests {
         o.enter(1, "lock").unwrap();
         o.exit(1, "lock");
         o.enter(2, "lock").unwrap();
+    }
+
+    #[test]
+    fn a_path_claimed_by_two_live_processes_is_a_violation() {
+        let mut o = Oracle::default();
+        o.claimed(0, "TODO.md").unwrap();
+        o.claimed(1, "state.json").unwrap();
+        assert_eq!(o.claimed(1, "TODO.md").unwrap_err().0, Invariant::Claims);
+        let mut o = Oracle::default();
+        o.claimed(0, "TODO.md").unwrap();
+        o.died(0);
+        o.claimed(1, "TODO.md").unwrap();
+    }
+
+    #[test]
+    fn a_commit_holding_another_tasks_edit_is_a_cross_commit() {
+        let o = Oracle::default();
+        let set = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<BTreeSet<_>>();
+        o.committed("t1", &set(&["a"]), &set(&["a", "b"])).unwrap();
+        let (inv, detail) = o
+            .committed("t1", &set(&["a", "TODO.md"]), &set(&["a"]))
+            .unwrap_err();
+        assert_eq!(inv, Invariant::NoCrossCommit);
+        assert!(detail.contains("TODO.md"));
     }
 
     #[test]

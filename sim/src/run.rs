@@ -94,6 +94,7 @@ impl Scenario {
             seed,
             procs: self.procs,
             iters: self.iters,
+            faults: self.faults,
             fault_budget: self.fault_budget,
             suppressed: BTreeSet::new(),
             script: Vec::new(),
@@ -111,6 +112,8 @@ pub struct Config {
     pub seed: u64,
     pub procs: usize,
     pub iters: u32,
+    /// Kinds of fault drawn (the scenario's, unless overridden).
+    pub faults: FaultKinds,
     pub fault_budget: u32,
     /// Ordinals of faults suppressed (shrinking).
     pub suppressed: BTreeSet<u32>,
@@ -121,8 +124,9 @@ pub struct Config {
     pub crash_at: Option<u64>,
 }
 
-/// `scenario:strategy:seed:procs:iters:budget:suppressed:script:crash_at`,
-/// lists comma-separated, empty when empty: `naive-reap:random:1f:2:1:3:0,2::`.
+/// `scenario:strategy:seed:procs:iters:faults:budget:suppressed:script:crash_at`,
+/// faults as letters (see [`FaultKinds::letters`]), lists comma-separated,
+/// empty when empty: `naive-reap:random:1f:2:1:cps:3:0,2::`.
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let join = |v: Vec<String>| v.join(",");
@@ -132,12 +136,13 @@ impl fmt::Display for Config {
         };
         write!(
             f,
-            "{}:{}:{:x}:{}:{}:{}:{}:{}:{}",
+            "{}:{}:{:x}:{}:{}:{}:{}:{}:{}:{}",
             self.scenario,
             strategy,
             self.seed,
             self.procs,
             self.iters,
+            self.faults.letters(),
             self.fault_budget,
             join(self.suppressed.iter().map(u32::to_string).collect()),
             join(self.script.iter().map(u32::to_string).collect()),
@@ -170,13 +175,14 @@ impl FromStr for Config {
             seed,
             procs,
             iters,
+            faults,
             budget,
             suppressed,
             script,
             crash_at,
         ] = parts[..]
         else {
-            return Err(bad("expected 9 fields separated by ':'"));
+            return Err(bad("expected 10 fields separated by ':'"));
         };
         let list = |field: &str| -> Result<Vec<u32>, BadToken> {
             field
@@ -199,6 +205,7 @@ impl FromStr for Config {
             seed: u64::from_str_radix(seed, 16).map_err(|_| bad("seed is hex"))?,
             procs: procs.parse().map_err(|_| bad("procs is a number"))?,
             iters: iters.parse().map_err(|_| bad("iters is a number"))?,
+            faults: FaultKinds::from_letters(faults).ok_or_else(|| bad("unknown fault letter"))?,
             fault_budget: budget.parse().map_err(|_| bad("budget is a number"))?,
             suppressed: list(suppressed)?.into_iter().collect(),
             script: list(script)?,
@@ -238,7 +245,7 @@ pub fn run(scenario: &Scenario, config: &Config, trace: bool) -> Report {
     fs.sync_everything();
     let mut faults = FaultPlan::draw(
         config.seed,
-        scenario.faults,
+        config.faults,
         config.fault_budget,
         config.suppressed.clone(),
     );
@@ -395,12 +402,39 @@ pub struct Check {
     pub steps: u64,
     /// Coverage marks summed over the seeds run.
     pub marks: BTreeMap<String, u64>,
-    /// The first violating run, if any.
+    /// The first violating run of the invariant the scenario is expected to
+    /// break (any invariant, for a scenario expected to hold).
     pub failure: Option<Report>,
+    /// For a scenario expected to break one invariant: the first run that
+    /// broke another one instead. The search goes on past it.
+    pub other: Option<Report>,
+}
+
+impl Check {
+    /// Whether a violation ends the search: for a known-bad scenario only a
+    /// violation of the expected invariant does (others are kept aside).
+    pub(crate) fn take(&mut self, scenario: &Scenario, report: Report) -> bool {
+        let Some(v) = &report.violation else {
+            return false;
+        };
+        match scenario.expect {
+            Expect::Violates(i) if v.finding != Finding::Invariant(i) => {
+                if self.other.is_none() {
+                    self.other = Some(report);
+                }
+                false
+            }
+            _ => {
+                self.failure = Some(report);
+                true
+            }
+        }
+    }
 }
 
 /// Runs `seeds` consecutive seeds from `first`, stopping at the first
-/// violation; `progress` is told each seed done.
+/// violation that settles the scenario's expectation; `progress` is told
+/// each seed done.
 pub fn check(
     scenario: &Scenario,
     strategy: StrategyKind,
@@ -408,30 +442,26 @@ pub fn check(
     seeds: u64,
     progress: &mut dyn FnMut(u64),
 ) -> Check {
-    let mut steps = 0;
-    let mut marks = BTreeMap::new();
-    for (i, seed) in (first..first.saturating_add(seeds)).enumerate() {
-        let report = run(scenario, &scenario.config(strategy, seed), false);
-        steps += report.steps;
-        for (name, n) in &report.marks {
-            *marks.entry(name.clone()).or_default() += n;
-        }
-        progress(i as u64 + 1);
-        if report.violation.is_some() {
-            return Check {
-                seeds: i as u64 + 1,
-                steps,
-                marks,
-                failure: Some(report),
-            };
-        }
-    }
-    Check {
-        seeds,
-        steps,
-        marks,
+    let mut out = Check {
+        seeds: 0,
+        steps: 0,
+        marks: BTreeMap::new(),
         failure: None,
+        other: None,
+    };
+    for seed in first..first.saturating_add(seeds) {
+        let report = run(scenario, &scenario.config(strategy, seed), false);
+        out.seeds += 1;
+        out.steps += report.steps;
+        for (name, n) in &report.marks {
+            *out.marks.entry(name.clone()).or_default() += n;
+        }
+        progress(out.seeds);
+        if out.take(scenario, report) {
+            break;
+        }
     }
+    out
 }
 
 /// Replays a token with a full trace.
@@ -447,11 +477,15 @@ pub fn replay(scenario: &Scenario, token: &str) -> Result<Report, BadToken> {
 }
 
 /// Most runs shrinking may try.
-const SHRINK_RUNS: usize = 400;
+const SHRINK_RUNS: usize = 600;
+/// Other seeds tried for a smaller configuration when the failing seed
+/// does not fail with it.
+const SHRINK_SEEDS: u64 = 48;
 
 /// Minimises a failing configuration: fewer processes, fewer rounds, fewer
-/// faults, while the same invariant still breaks; among equals, the
-/// shorter trace. Returns the smallest run found, traced.
+/// faults, while the same invariant still breaks (at the same seed, or, for
+/// fewer processes or rounds, at another seed); among equals, the shorter
+/// trace. Returns the smallest run found, traced.
 pub fn shrink(scenario: &Scenario, failing: &Report) -> Report {
     let finding = failing
         .violation
@@ -459,59 +493,82 @@ pub fn shrink(scenario: &Scenario, failing: &Report) -> Report {
         .expect("shrink a failing run")
         .finding
         .clone();
-    let still_fails = |c: &Config| -> Option<Report> {
-        let r = run(scenario, c, false);
-        (r.violation.as_ref().map(|v| &v.finding) == Some(&finding)).then_some(r)
-    };
     let size = |r: &Report| {
         (
             r.config.procs,
-            r.faults_fired,
             r.config.iters,
+            r.faults_fired,
             r.violation.as_ref().map_or(u64::MAX, |v| v.step),
         )
     };
     let mut best = failing.clone();
     let mut runs = 0;
-    let mut improved = true;
-    while improved && runs < SHRINK_RUNS {
-        improved = false;
+    let mut attempt = |c: &Config, best: &Report| -> Option<Report> {
+        if runs >= SHRINK_RUNS {
+            return None;
+        }
+        runs += 1;
+        let r = run(scenario, c, false);
+        let same = r.violation.as_ref().map(|v| &v.finding) == Some(&finding);
+        (same && size(&r) < size(best)).then_some(r)
+    };
+    loop {
         let c = best.config.clone();
-        let mut candidates = Vec::new();
+        let mut smaller = Vec::new();
         if c.procs > 1 {
-            candidates.push(Config {
+            smaller.push(Config {
                 procs: c.procs - 1,
+                suppressed: BTreeSet::new(),
                 ..c.clone()
             });
         }
         if c.iters > 1 {
-            candidates.push(Config {
+            smaller.push(Config {
                 iters: c.iters - 1,
+                suppressed: BTreeSet::new(),
                 ..c.clone()
             });
         }
-        for ordinal in 0..best.fault_ordinals {
-            if !c.suppressed.contains(&ordinal) {
-                let mut suppressed = c.suppressed.clone();
-                suppressed.insert(ordinal);
-                candidates.push(Config {
-                    suppressed,
-                    ..c.clone()
-                });
+        let mut found = None;
+        // Fewer processes or rounds: this seed first, then others.
+        'shape: for candidate in &smaller {
+            for offset in 0..=SHRINK_SEEDS {
+                let seed = candidate.seed.wrapping_add(offset);
+                if let Some(r) = attempt(
+                    &Config {
+                        seed,
+                        ..candidate.clone()
+                    },
+                    &best,
+                ) {
+                    found = Some(r);
+                    break 'shape;
+                }
             }
         }
-        for candidate in candidates {
-            if runs >= SHRINK_RUNS {
-                break;
+        // Fewer faults: suppress one at a time.
+        if found.is_none() {
+            for ordinal in 0..best.fault_ordinals {
+                if c.suppressed.contains(&ordinal) {
+                    continue;
+                }
+                let mut suppressed = c.suppressed.clone();
+                suppressed.insert(ordinal);
+                if let Some(r) = attempt(
+                    &Config {
+                        suppressed,
+                        ..c.clone()
+                    },
+                    &best,
+                ) {
+                    found = Some(r);
+                    break;
+                }
             }
-            runs += 1;
-            if let Some(r) = still_fails(&candidate)
-                && size(&r) < size(&best)
-            {
-                best = r;
-                improved = true;
-                break;
-            }
+        }
+        match found {
+            Some(r) => best = r,
+            None => break,
         }
     }
     run(scenario, &best.config, true)

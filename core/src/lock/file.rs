@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{LockError, LockEvent, Release, locks_unsupported, remaining};
+use super::{LockError, LockEvent, Release, locks_unsupported, remaining, still_named};
 use crate::atomic::temp_sibling;
 use crate::backoff::Backoff;
 use crate::env::{Env, MonoTime, OpenFile};
@@ -159,15 +159,9 @@ fn inspect<E: Env>(
     // Holding the inode's kernel lock (if the fs has them), no baton peer
     // can remove this inode's name until we let go: check it is still the
     // one the path names, then judge it.
-    let ours = file
-        .metadata()
-        .map_err(IoFailure::at("stat lock file", lock))?;
-    match env.metadata(lock) {
-        Ok(now) if now.id == ours.id => {}
-        Ok(_) => return Ok(Found::Changed),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Changed),
-        Err(e) => return Err(IoFailure::at("stat lock file", lock)(e).into()),
-    }
+    let Some(ours) = still_named(env, lock, &file)? else {
+        return Ok(Found::Changed);
+    };
     let check = check_owner(&owner, env.identity(), |pid, start| {
         env.liveness(pid, start)
     })
@@ -213,14 +207,8 @@ fn inspect<E: Env>(
 
 /// Step 4, under the inode's kernel lock: unlink the name if it is ours.
 fn remove_if_ours<E: Env>(env: &E, lock: &Path, file: &E::File) -> Result<Release, IoFailure> {
-    let ours = file
-        .metadata()
-        .map_err(IoFailure::at("stat lock file", lock))?;
-    match env.metadata(lock) {
-        Ok(now) if now.id == ours.id => {}
-        Ok(_) => return Ok(Release::Lost),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Release::Lost),
-        Err(e) => return Err(IoFailure::at("stat lock file", lock)(e)),
+    if still_named(env, lock, file)?.is_none() {
+        return Ok(Release::Lost);
     }
     env.remove_file(lock)
         .map_err(IoFailure::at("remove lock file", lock))?;

@@ -4,7 +4,7 @@
 use std::io;
 use std::path::Path;
 
-use super::{LockError, LockEvent, Release, remaining, split};
+use super::{LockError, LockEvent, Release, remaining, split, still_named};
 use crate::env::{Env, FsKind, MonoTime, OpenFile};
 use crate::error::IoFailure;
 use crate::record::{FREE_SIDECAR, OwnerRecord, padded};
@@ -60,7 +60,7 @@ pub(super) fn acquire<E: Env>(
                 return Ok(None);
             }
         }
-        if same_inode(env, lock, &file)? {
+        if still_named(env, lock, &file)?.is_some() {
             write_record(lock, &file, record)?;
             return Ok(Some(file));
         }
@@ -70,18 +70,6 @@ pub(super) fn acquire<E: Env>(
         path: lock.to_owned(),
         attempts: MAX_REOPENS,
     })
-}
-
-/// Whether `lock` still names the inode `file` is open on.
-fn same_inode<E: Env>(env: &E, lock: &Path, file: &E::File) -> Result<bool, LockError> {
-    let ours = file
-        .metadata()
-        .map_err(IoFailure::at("stat lock file", lock))?;
-    match env.metadata(lock) {
-        Ok(now) => Ok(now.id == ours.id),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(IoFailure::at("stat lock file", lock)(e).into()),
-    }
 }
 
 /// Overwrites the sidecar's slot in place, trimming anything longer that a

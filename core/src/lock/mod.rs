@@ -88,7 +88,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::env::{Env, FsKind, MonoTime, OpenFile};
+use crate::env::{Env, FsKind, Metadata, MonoTime, OpenFile};
 use crate::error::IoFailure;
 use crate::record::{OwnerRecord, RecordError, Token};
 use crate::stale::Why;
@@ -337,6 +337,24 @@ fn split(path: &Path) -> (PathBuf, OsString) {
     };
     let name = path.file_name().map(|n| n.to_owned()).unwrap_or_default();
     (dir, name)
+}
+
+/// The inode `file` is open on, if `lock` still names it (`None` if the
+/// name is gone or names another inode): the check every holder and
+/// remover makes while holding that inode's kernel lock.
+fn still_named<E: Env>(
+    env: &E,
+    lock: &Path,
+    file: &E::File,
+) -> Result<Option<Metadata>, IoFailure> {
+    let ours = file
+        .metadata()
+        .map_err(IoFailure::at("stat lock file", lock))?;
+    match env.metadata(lock) {
+        Ok(now) => Ok((now.id == ours.id).then_some(ours)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(IoFailure::at("stat lock file", lock)(e)),
+    }
 }
 
 /// Whether an error means the filesystem does not do `flock` at all.
