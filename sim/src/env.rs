@@ -415,7 +415,10 @@ impl Fs for SimEnv {
     fn fs_kind(&self, path: &Path) -> io::Result<FsKind> {
         self.caller
             .call(Site::FsKind, &|| format!("fs_kind({})", d(path)), |k, _| {
-                k.fs.metadata(path).map(|_| FsKind::Local)
+                k.fs.metadata(path).map(|_| match k.fs.network {
+                    None => FsKind::Local,
+                    Some(name) => FsKind::Network(name),
+                })
             })
     }
 

@@ -101,6 +101,10 @@ pub struct SimFs {
     next_ofd: OfdId,
     /// `flock(LOCK_EX)` holders, by inode.
     locks: BTreeMap<Ino, OfdId>,
+    /// What `statfs` reports: `None` for a local filesystem, or the name of
+    /// a network one (kernel locks then still work here, as on a healthy
+    /// NFS mount, but baton must treat them as unreliable).
+    pub network: Option<&'static str>,
 }
 
 impl SimFs {
@@ -124,6 +128,7 @@ impl SimFs {
             ofds: BTreeMap::new(),
             next_ofd: 1,
             locks: BTreeMap::new(),
+            network: None,
         }
     }
 
