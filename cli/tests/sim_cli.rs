@@ -21,7 +21,7 @@ fn json_lines(o: &Output) -> Vec<serde_json::Value> {
 
 #[test]
 fn sim_json_reports_each_scenario_with_its_verdict() {
-    let o = baton(&["--json", "sim", "--seeds", "40"]);
+    let o = baton(&["--json", "sim", "--seeds", "60"]);
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -33,18 +33,25 @@ fn sim_json_reports_each_scenario_with_its_verdict() {
         .iter()
         .map(|r| r["scenario"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        names,
-        ["naive-reap", "baton-lock-kernel", "baton-lock-file"]
-    );
+    let catalogue: Vec<_> = baton_core::catalogue::PROTOCOLS
+        .iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, catalogue);
     for r in &rows {
         assert_eq!(r["matches"], true, "{r}");
         assert_eq!(r["expected"], r["outcome"], "{r}");
     }
-    let naive = &rows[0];
+    let row = |name: &str| rows.iter().find(|r| r["scenario"] == name).unwrap();
+    let naive = row("naive-reap");
     assert_eq!(naive["violation"]["invariant"], "mutual-exclusion");
     assert!(naive["violation"]["steps"].as_u64().unwrap() <= 30);
-    assert!(rows[1].get("violation").is_none());
+    assert_eq!(
+        row("registry-rmw")["violation"]["invariant"],
+        "single-primary"
+    );
+    assert!(row("baton-lock-kernel").get("violation").is_none());
+    assert!(row("baton-election").get("violation").is_none());
 }
 
 #[test]
@@ -104,7 +111,7 @@ fn verify_prints_one_table_and_exits_0_when_every_verdict_matches() {
     let o = baton(&["verify", "--seeds", "100"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let text = stdout(&o);
-    for name in ["naive-reap", "baton-lock-kernel", "baton-lock-file"] {
+    for name in baton_core::catalogue::PROTOCOLS.iter().map(|p| p.name) {
         let rows = text
             .lines()
             .filter(|l| l.starts_with(&format!("{name} ")))

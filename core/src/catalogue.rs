@@ -98,6 +98,21 @@ pub const PROTOCOLS: &[Protocol] = &[
         expect: Expect::Violates(Invariant::MutualExclusion),
     },
     Protocol {
+        name: "registry-rmw",
+        source: "seed 001: one JSON lock file, read-modify-write, alone means primary",
+        expect: Expect::Violates(Invariant::SinglePrimary),
+    },
+    Protocol {
+        name: "registry-150ms",
+        source: "seed 001 fix: list registration, 150 ms delay, smallest id wins",
+        expect: Expect::Violates(Invariant::SinglePrimary),
+    },
+    Protocol {
+        name: "dir-election",
+        source: "seed 000: a file per instance, smallest id, mtime refresh, stale cleanup",
+        expect: Expect::Violates(Invariant::SinglePrimary),
+    },
+    Protocol {
         name: "baton-lock-kernel",
         source: "baton: flock on a never-unlinked sidecar",
         expect: Expect::Holds,
@@ -105,6 +120,11 @@ pub const PROTOCOLS: &[Protocol] = &[
     Protocol {
         name: "baton-lock-file",
         source: "baton: linked lock file, inode-locked reaping",
+        expect: Expect::Holds,
+    },
+    Protocol {
+        name: "baton-election",
+        source: "baton: held leader lock, durable epochs, fenced log",
         expect: Expect::Holds,
     },
 ];

@@ -29,8 +29,10 @@
 pub mod atomic;
 pub mod backoff;
 pub mod catalogue;
+pub mod election;
 pub mod env;
 pub mod error;
+pub mod fence;
 pub mod hygiene;
 pub mod lock;
 pub mod record;

@@ -15,9 +15,12 @@
 //! - A **machine crash** replaces every directory's entries by its durable
 //!   entries, and every file whose contents were not synced by one of:
 //!   its durable contents, its full visible contents (written back in time),
-//!   a prefix of them (a torn write), or nothing (delayed allocation never
-//!   ran: the empty `tasks.json` of the field). Inodes no durable entry
-//!   reaches are gone; every open description is closed.
+//!   a prefix of them that keeps at least what they share with the durable
+//!   contents (a torn write: an append after an fsync tears only the
+//!   append), or, for a file rewritten from its first byte, nothing
+//!   (delayed allocation never ran: the empty `tasks.json` of the field).
+//!   Inodes no durable entry reaches are gone; every open description is
+//!   closed.
 //!
 //! # What is not modelled
 //!
@@ -600,7 +603,9 @@ impl SimFs {
     }
 
     /// Power loss: see the module documentation. `fate` decides each
-    /// unsynced file (with a prefix length for torn writes).
+    /// unsynced file, given how many of its bytes are at risk (past what it
+    /// shares with its durable contents), and for a torn write how many of
+    /// those survive.
     pub fn crash(&mut self, mut fate: impl FnMut(Ino, usize) -> (CrashFate, usize)) {
         self.ofds.clear();
         self.locks.clear();
@@ -619,12 +624,23 @@ impl SimFs {
                 synced,
             } = &mut inode.node
             {
-                let (choice, cut) = fate(ino, data.len());
+                // Bytes the visible contents share with the durable ones
+                // from the start were on disk already: a crash cannot take
+                // them (an append after an fsync loses only the append).
+                let kept = data
+                    .iter()
+                    .zip(durable.iter())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                let (choice, cut) = fate(ino, data.len() - kept);
                 *data = match choice {
                     CrashFate::Durable => durable.clone(),
                     CrashFate::Visible => data.clone(),
-                    CrashFate::Torn => data[..cut.min(data.len())].to_vec(),
-                    CrashFate::Empty => Vec::new(),
+                    CrashFate::Torn => data[..kept + cut.min(data.len() - kept)].to_vec(),
+                    // Only a file rewritten from its first byte (truncate,
+                    // then write) can come back empty.
+                    CrashFate::Empty if kept == 0 => Vec::new(),
+                    CrashFate::Empty => durable.clone(),
                 };
                 *durable = data.clone();
                 *synced = true;
@@ -773,6 +789,24 @@ mod tests {
             fs.write_all_at(a, b"new contents", 0, UNIX_EPOCH);
             fs.crash(|_, _| (fate, 3));
             assert_eq!(fs.read(p("/w/f")).unwrap(), want, "{fate:?}");
+        }
+    }
+
+    #[test]
+    fn machine_crash_never_tears_what_an_earlier_fsync_made_durable() {
+        for fate in [CrashFate::Torn, CrashFate::Empty, CrashFate::Durable] {
+            let mut fs = fs();
+            let a = fs.create_new(p("/w/log"), 0, UNIX_EPOCH).unwrap();
+            fs.sync_dir(p("/w")).unwrap();
+            fs.write_all_at(a, b"one\n", 0, UNIX_EPOCH);
+            fs.sync_all(a);
+            fs.write_all_at(a, b"two\n", 4, UNIX_EPOCH);
+            fs.crash(|_, at_risk| {
+                assert_eq!(at_risk, 4);
+                (fate, 2)
+            });
+            let got = fs.read(p("/w/log")).unwrap();
+            assert!(got.starts_with(b"one\n"), "{fate:?}: {got:?}");
         }
     }
 

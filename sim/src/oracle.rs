@@ -136,6 +136,11 @@ impl Oracle {
         *self.acked.entry(key.to_owned()).or_default() += 1;
     }
 
+    /// Every key acknowledged at least once.
+    pub fn acked_keys(&self) -> impl Iterator<Item = &String> {
+        self.acked.keys()
+    }
+
     pub fn acked(&self, key: &str) -> u64 {
         self.acked.get(key).copied().unwrap_or(0)
     }

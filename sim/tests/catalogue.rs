@@ -28,8 +28,29 @@ fn naive_reap_is_caught_violating_mutual_exclusion_and_replays_exactly() {
 }
 
 #[test]
-fn baton_lock_modes_hold_every_invariant_under_every_fault() {
-    for name in ["baton-lock-kernel", "baton-lock-file"] {
+fn field_election_protocols_are_caught_with_two_primaries_and_replay_exactly() {
+    for name in ["registry-rmw", "registry-150ms", "dir-election"] {
+        let s = scenarios::scenario(name).unwrap();
+        assert_eq!(s.expect, Expect::Violates(Invariant::SinglePrimary));
+        let found = check(&s, StrategyKind::Random, 0, SEEDS, &mut |_| {});
+        let failure = found
+            .failure
+            .unwrap_or_else(|| panic!("{name}: two primaries not found in {SEEDS} seeds"));
+        let small = shrink(&s, &failure);
+        let v = small.violation.clone().unwrap();
+        assert_eq!(
+            v.finding,
+            Finding::Invariant(Invariant::SinglePrimary),
+            "{name}"
+        );
+        let again = replay(&s, &small.config.to_string()).unwrap();
+        assert_eq!(again.hash, small.hash, "{name}: replay differs");
+    }
+}
+
+#[test]
+fn baton_protocols_hold_every_invariant_under_every_fault() {
+    for name in ["baton-lock-kernel", "baton-lock-file", "baton-election"] {
         let s = scenarios::scenario(name).unwrap();
         assert_eq!(s.expect, Expect::Holds);
         let result = check(&s, StrategyKind::Random, 0, SEEDS, &mut |_| {});

@@ -109,7 +109,7 @@ pub trait Fs {
 }
 
 /// Calls on an open file description.
-pub trait OpenFile {
+pub trait OpenFile: std::fmt::Debug {
     /// `fstat(2)`.
     fn metadata(&self) -> io::Result<Metadata>;
 

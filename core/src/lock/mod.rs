@@ -342,7 +342,7 @@ fn split(path: &Path) -> (PathBuf, OsString) {
 /// The inode `file` is open on, if `lock` still names it (`None` if the
 /// name is gone or names another inode): the check every holder and
 /// remover makes while holding that inode's kernel lock.
-fn still_named<E: Env>(
+pub(crate) fn still_named<E: Env>(
     env: &E,
     lock: &Path,
     file: &E::File,

@@ -2,6 +2,7 @@
 //! from `baton_core::catalogue`, so every world prints one table.
 
 mod counter;
+mod election;
 mod lock;
 mod naive_reap;
 
@@ -13,6 +14,10 @@ use crate::run::Scenario;
 pub fn scenario(name: &str) -> Option<Scenario> {
     let mut s = match name {
         "naive-reap" => naive_reap::scenario(),
+        "registry-rmw" => election::registry_rmw_scenario(),
+        "registry-150ms" => election::registry_150ms_scenario(),
+        "dir-election" => election::dir_election_scenario(),
+        "baton-election" => election::baton_election_scenario(),
         "baton-lock-kernel" => lock::scenario(baton_core::lock::Mode::Kernel),
         "baton-lock-file" => lock::scenario(baton_core::lock::Mode::File),
         _ => return None,

@@ -1,0 +1,444 @@
+//! Primary election: leadership is held, not inferred.
+//!
+//! # Protocol (kernel mode)
+//!
+//! An election lives in a directory `DIR` (default `.baton/election`):
+//!
+//! - `DIR/members/ID.member`: one file per instance, **published already
+//!   locked**: written as a temp file, `flock`ed, then `link`ed into place,
+//!   its descriptor kept for the life of the instance. A member is alive
+//!   exactly while its file's kernel lock is held, so `status` and `reap`
+//!   never guess from mtimes, and a reaper that gets the lock knows the
+//!   owner is dead (the kernel released it). Members feed `status`; they
+//!   play no part in who is primary.
+//! - `DIR/leader.lock`: the primary holds its kernel lock (a sidecar lock
+//!   in kernel mode, never unlinked, see [`crate::lock`]). A dead
+//!   primary's leadership is released by the kernel with its last
+//!   descriptor; a paused one keeps it.
+//! - `DIR/leader.json`: `{epoch, id, pid, ...}`, replaced atomically and
+//!   durably ([`crate::atomic`]) by each new primary, with the epoch one
+//!   more than the last, **before** it acts. The epoch is a fencing token:
+//!   every primary action carries it, and a sink that has seen a newer
+//!   epoch rejects older ones ([`crate::fence`]).
+//!
+//! To campaign: join, then wait for `leader.lock`; holding it, read the
+//! last epoch, write the next one, and act as primary until stepping down
+//! (release) or dying (the kernel releases).
+//!
+//! # Why there is never more than one primary
+//!
+//! Acting as primary requires holding `leader.lock`'s kernel lock, which
+//! one open file description holds at a time, on the inode the path names
+//! (checked after locking). The kernel releases it only when its holder
+//! unlocks or its last descriptor closes, i.e. the holder stepped down or
+//! died: no timing assumption on one host, however long a primary pauses.
+//! Epochs increase strictly: each is read and written under that lock, and
+//! written durably before the primary acts, so a machine crash cannot
+//! bring back a smaller epoch after a larger one was used.
+//!
+//! Preference (letting a smaller id lead) is a voluntary hand-over by the
+//! primary, never a seizure: it cannot affect safety, and is not
+//! implemented here yet. Neither is lease mode for network filesystems;
+//! on those, kernel mode is refused and `campaign` says so.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::{temp_sibling, write_atomic};
+use crate::env::{Env, OpenFile};
+use crate::error::IoFailure;
+use crate::lock::{self, LockError, LockEvent, LockGuard, LockOptions, Mode, Wait};
+use crate::record::{OwnerRecord, Token};
+
+/// The leader record: who holds the current term.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderRecord {
+    pub epoch: u64,
+    pub id: String,
+    pub pid: u32,
+    pub host: String,
+    /// The primary's wall clock at election, ms since the epoch (for people).
+    pub elected_at_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ElectionError {
+    #[error(transparent)]
+    Io(#[from] IoFailure),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("{}: member id {id} is held by a live instance", path.display())]
+    IdInUse { path: PathBuf, id: String },
+    #[error("{}: not a leader record: {why}", path.display())]
+    BadRecord { path: PathBuf, why: String },
+}
+
+/// The files of one election.
+#[derive(Clone, Debug)]
+pub struct Election {
+    pub dir: PathBuf,
+}
+
+impl Election {
+    pub fn new(dir: impl Into<PathBuf>) -> Election {
+        Election { dir: dir.into() }
+    }
+
+    pub fn members(&self) -> PathBuf {
+        self.dir.join("members")
+    }
+
+    /// The lock target: its sidecar is `DIR/leader.lock`.
+    pub fn leader(&self) -> PathBuf {
+        self.dir.join("leader")
+    }
+
+    pub fn record(&self) -> PathBuf {
+        self.dir.join("leader.json")
+    }
+
+    pub fn member_file(&self, id: &str) -> PathBuf {
+        self.members().join(format!("{id}.member"))
+    }
+
+    /// Creates the directories (and a `.gitignore` of `*` at the top of a
+    /// `.baton` directory, so nothing of baton's shows in `git status`).
+    ///
+    /// Each of baton's own directories (from `.baton`, or else from `DIR`,
+    /// down to `members`) has its entry synced into its parent, whether
+    /// this call created it or found it: another process may have created
+    /// it and died before syncing, and a machine crash would then take the
+    /// whole election, epochs included, back to nothing (found by the
+    /// simulator, `baton-election`).
+    pub fn prepare<E: Env>(&self, env: &E) -> Result<(), ElectionError> {
+        let members = self.members();
+        let chain: Vec<&Path> = members
+            .ancestors()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let ours_from = chain
+            .iter()
+            .position(|d| d.file_name() == Some(".baton".as_ref()))
+            .or_else(|| chain.iter().position(|d| *d == self.dir.as_path()))
+            .unwrap_or(0);
+        for (i, dir) in chain.iter().enumerate() {
+            if dir.as_os_str().is_empty() || dir.parent().is_none() {
+                continue;
+            }
+            let created = match env.create_dir(dir) {
+                Ok(()) => true,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(IoFailure::at("create directory", dir)(e).into()),
+            };
+            if i >= ours_from {
+                let parent = match dir.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                env.sync_dir(parent)
+                    .map_err(IoFailure::at("sync directory", parent))?;
+            }
+            if created && dir.file_name() == Some(".baton".as_ref()) {
+                write_atomic(env, &dir.join(".gitignore"), b"*\n")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The current leader record, if any primary was ever elected.
+    pub fn leader_record<E: Env>(&self, env: &E) -> Result<Option<LeaderRecord>, ElectionError> {
+        let path = self.record();
+        match env.read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| ElectionError::BadRecord {
+                        path,
+                        why: e.to_string(),
+                    })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(IoFailure::at("read", &path)(e).into()),
+        }
+    }
+}
+
+/// An instance's registration: alive while this value (its locked
+/// descriptor) lives. Dropping it removes the file.
+#[derive(Debug)]
+pub struct Member<'e, E: Env> {
+    env: &'e E,
+    pub id: String,
+    path: PathBuf,
+    file: Option<E::File>,
+}
+
+impl<'e, E: Env> Member<'e, E> {
+    /// The locked descriptor: a child that inherits it keeps the member
+    /// alive while it runs.
+    pub fn file(&self) -> &E::File {
+        self.file.as_ref().expect("held until dropped")
+    }
+}
+
+impl<E: Env> Drop for Member<'_, E> {
+    fn drop(&mut self) {
+        if let Some(file) = self.file.take() {
+            // Only while holding our own lock, and only our own inode.
+            if let Ok(Some(_)) = lock::still_named(self.env, &self.path, &file) {
+                let _ = self.env.remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// Registers `id` in the election: a member file published already locked.
+pub fn join<'e, E: Env>(
+    env: &'e E,
+    election: &Election,
+    id: &str,
+) -> Result<Member<'e, E>, ElectionError> {
+    election.prepare(env)?;
+    let path = election.member_file(id);
+    let record = OwnerRecord::new(env.identity(), id, env.wall(), Token::random(env));
+    // Two tries: the second after reaping a dead member with our id.
+    for _ in 0..2 {
+        let temp = temp_sibling(&path, Token::random(env));
+        let file = env
+            .create_new(&temp)
+            .map_err(IoFailure::at("create member file", &temp))?;
+        let locked = file
+            .try_lock()
+            .and_then(|locked| {
+                file.write_all_at(&record.to_bytes(), 0)?;
+                Ok(locked)
+            })
+            .map_err(IoFailure::at("write member file", &temp));
+        let linked = locked.and_then(|locked| {
+            assert!(locked, "a fresh temp file is unlocked");
+            match env.hard_link(&temp, &path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(IoFailure::at("link member file", &path)(e)),
+            }
+        });
+        let _ = env.remove_file(&temp);
+        if linked? {
+            return Ok(Member {
+                env,
+                id: id.to_owned(),
+                path,
+                file: Some(file),
+            });
+        }
+        if reap_member(env, &path, false)?.is_none() {
+            return Err(ElectionError::IdInUse {
+                path,
+                id: id.to_owned(),
+            });
+        }
+    }
+    Err(ElectionError::IdInUse {
+        path,
+        id: id.to_owned(),
+    })
+}
+
+/// Removes a member file whose owner is dead (nobody holds its lock);
+/// `None` if it is alive or gone. With `dry_run`, only says so.
+fn reap_member<E: Env>(
+    env: &E,
+    path: &Path,
+    dry_run: bool,
+) -> Result<Option<Result<OwnerRecord, crate::record::RecordError>>, ElectionError> {
+    let file = match env.open(path, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(IoFailure::at("open member file", path)(e).into()),
+    };
+    if !file
+        .try_lock()
+        .map_err(IoFailure::at("lock member file", path))?
+    {
+        return Ok(None);
+    }
+    // Holding the dead member's inode lock: no other reaper can remove it,
+    // and the name cannot change to another inode until we unlink it.
+    if lock::still_named(env, path, &file)?.is_none() {
+        return Ok(None);
+    }
+    let owner = OwnerRecord::parse(
+        &file
+            .read_all()
+            .map_err(IoFailure::at("read member file", path))?,
+    );
+    if !dry_run {
+        env.remove_file(path)
+            .map_err(IoFailure::at("remove member file", path))?;
+    }
+    Ok(Some(owner))
+}
+
+/// A term as primary: held while this value lives.
+#[derive(Debug)]
+pub struct Leadership<'e, E: Env> {
+    guard: LockGuard<'e, E>,
+    pub record: LeaderRecord,
+}
+
+impl<'e, E: Env> Leadership<'e, E> {
+    pub fn epoch(&self) -> u64 {
+        self.record.epoch
+    }
+
+    /// The locked `leader.lock` descriptor: a child that inherits it keeps
+    /// the leadership held while it runs.
+    pub fn file(&self) -> &E::File {
+        self.guard.file()
+    }
+
+    /// Ends the term: stop acting first, then call this.
+    pub fn step_down(self) -> Result<(), ElectionError> {
+        self.guard.release()?;
+        Ok(())
+    }
+}
+
+/// Waits (per `wait`) to become primary; holding `leader.lock`, writes the
+/// next epoch durably. `None` if not elected within `wait`.
+pub fn campaign<'e, E: Env>(
+    env: &'e E,
+    election: &Election,
+    member: &Member<'e, E>,
+    wait: Wait,
+    events: &mut dyn FnMut(LockEvent),
+) -> Result<Option<Leadership<'e, E>>, ElectionError> {
+    let mut opts = LockOptions::new(Mode::Kernel, wait);
+    opts.instance = member.id.clone();
+    let Some(guard) = lock::acquire(env, &election.leader(), &opts, events)? else {
+        return Ok(None);
+    };
+    let last = election.leader_record(env)?.map_or(0, |r| r.epoch);
+    let me = env.identity();
+    let record = LeaderRecord {
+        epoch: last + 1,
+        id: member.id.clone(),
+        pid: me.pid,
+        host: me.host.clone(),
+        elected_at_ms: env
+            .wall()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+    };
+    let mut bytes = serde_json::to_vec(&record).expect("a record serializes");
+    bytes.push(b'\n');
+    write_atomic(env, &election.record(), &bytes)?;
+    Ok(Some(Leadership { guard, record }))
+}
+
+/// One member, as `status` sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberStatus {
+    pub id: String,
+    pub owner: Result<OwnerRecord, crate::record::RecordError>,
+    /// Its kernel lock is held: the instance is alive.
+    pub alive: bool,
+}
+
+/// What an election looks like now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The last leader record, and whether its term is still held.
+    pub leader: Option<LeaderRecord>,
+    pub primary_alive: bool,
+    pub members: Vec<MemberStatus>,
+}
+
+/// Looks at an election without taking part: who is a member and alive,
+/// who is primary. Locks are only tried, and released at once.
+pub fn status<E: Env>(env: &E, election: &Election) -> Result<Status, ElectionError> {
+    let leader = election.leader_record(env)?;
+    let sidecar = lock::sidecar_path(&election.leader());
+    let primary_alive = match env.open(&sidecar, false) {
+        Ok(f) => !f.try_lock().map_err(IoFailure::at("lock", &sidecar))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(IoFailure::at("open", &sidecar)(e).into()),
+    };
+    let dir = election.members();
+    let mut names = match env.read_dir(&dir) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(IoFailure::at("read directory", &dir)(e).into()),
+    };
+    names.sort();
+    let mut members = Vec::new();
+    for name in names {
+        let name = name.to_string_lossy().into_owned();
+        let Some(id) = name.strip_suffix(".member") else {
+            continue;
+        };
+        let path = dir.join(&name);
+        let file = match env.open(&path, false) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(IoFailure::at("open member file", &path)(e).into()),
+        };
+        let alive = !file
+            .try_lock()
+            .map_err(IoFailure::at("lock member file", &path))?;
+        let owner = OwnerRecord::parse(
+            &file
+                .read_all()
+                .map_err(IoFailure::at("read member file", &path))?,
+        );
+        members.push(MemberStatus {
+            id: id.to_owned(),
+            owner,
+            alive,
+        });
+    }
+    Ok(Status {
+        leader,
+        primary_alive,
+        members,
+    })
+}
+
+/// A member file removed (or, dry run, that would be) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reaped {
+    pub path: PathBuf,
+    pub owner: Result<OwnerRecord, crate::record::RecordError>,
+}
+
+/// Removes the member files of dead instances: provably dead, since no
+/// process holds their kernel lock.
+pub fn reap<E: Env>(
+    env: &E,
+    election: &Election,
+    dry_run: bool,
+) -> Result<Vec<Reaped>, ElectionError> {
+    let dir = election.members();
+    let mut names = match env.read_dir(&dir) {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(IoFailure::at("read directory", &dir)(e).into()),
+    };
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        if !name.to_string_lossy().ends_with(".member") {
+            continue;
+        }
+        let path = dir.join(&name);
+        if let Some(owner) = reap_member(env, &path, dry_run)? {
+            out.push(Reaped { path, owner });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,307 @@
+//! Elections: the field's three protocols from seeds 001 and 000, written
+//! faithfully against the environment traits, and baton's.
+//!
+//! Every instance reports to the oracle when it starts and stops acting as
+//! primary; single primary breaks the moment a second one starts while the
+//! first still acts. Each acting round also appends one event to a log,
+//! so the end-to-end property the field cares about ("every log line
+//! written once, not 4x") is checked too: under baton's election each
+//! round's event is in the fenced log once, under one epoch.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use baton_core::catalogue::Invariant;
+use baton_core::election::{self, Election};
+use baton_core::env::{Clock, Fs, OpenFile, Random};
+use baton_core::fence;
+use baton_core::lock::Wait;
+
+use crate::clock::epoch;
+use crate::env::{Probe, SimEnv};
+use crate::fault::FaultKinds;
+use crate::fs::SimFs;
+use crate::oracle::Oracle;
+use crate::run::{Role, Scenario};
+
+const ELECTION: &str = "plugin";
+const ROUND: Duration = Duration::from_secs(1);
+const LOG: &str = "/w/realtime.log";
+
+fn setup(fs: &mut SimFs) {
+    fs.create_dir(Path::new("/w"), epoch()).expect("fresh fs");
+}
+
+/// The id a plugin instance gives itself: random, as INSTANCE_ID is.
+fn instance_id(env: &SimEnv) -> String {
+    format!("inst-{:08x}", env.random_u64() >> 32)
+}
+
+/// Overwrites a file in place (open, truncate, write): what the field's
+/// `fs.writeFileSync` does.
+fn overwrite(env: &SimEnv, path: &Path, bytes: &[u8]) {
+    if let Ok(f) = env.open(path, true) {
+        let _ = f.set_len(0).and_then(|()| f.write_all_at(bytes, 0));
+    }
+}
+
+/// Plain append of a log line (no fencing): the field's `appendFileSync`.
+fn log_unfenced(env: &SimEnv, line: &str) {
+    if let Ok(f) = env.open(Path::new(LOG), true)
+        && let Ok(m) = f.metadata()
+    {
+        let _ = f.write_all_at(format!("{line}\n").as_bytes(), m.len);
+    }
+}
+
+/// Acts for one round if `primary`, else stands by.
+fn round(env: &SimEnv, probe: &Probe, role: Role, primary: bool, r: u32) {
+    if primary {
+        probe.acting_primary(ELECTION, 0);
+        log_unfenced(env, &format!("round {r} by p{}", role.index));
+    } else {
+        probe.stepped_down(ELECTION);
+    }
+    env.sleep(ROUND);
+}
+
+/// Instances start within a few milliseconds of each other, as the four
+/// instances a plugin host creates at once.
+fn start_together(env: &SimEnv) {
+    env.sleep(Duration::from_micros(env.random_u64() % 5_000));
+}
+
+// ----- registry-rmw (seed 001, original) ----------------------------------
+
+/// Read the lock file; if nobody is recorded (or it is me), write my id:
+/// I am primary.
+fn registry_rmw(env: &SimEnv, probe: &Probe, role: Role) {
+    let me = instance_id(env);
+    let path = Path::new("/w/plugin.lock");
+    start_together(env);
+    let holder = env.read(path).ok().filter(|b| !b.is_empty());
+    let primary = match holder {
+        None => {
+            overwrite(env, path, me.as_bytes());
+            true
+        }
+        Some(id) => id == me.as_bytes(),
+    };
+    for r in 0..role.iters {
+        round(env, probe, role, primary, r);
+    }
+}
+
+// ----- registry-150ms (seed 001, first fix) --------------------------------
+
+fn read_list(env: &SimEnv, path: &Path) -> Vec<String> {
+    env.read(path)
+        .ok()
+        .and_then(|b| serde_json_lite(&b))
+        .unwrap_or_default()
+}
+
+/// The list file holds ids one per line (the field used a JSON array; the
+/// format does not matter to the race).
+fn serde_json_lite(bytes: &[u8]) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    Some(
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// Register in the list (read-modify-write), wait 150 ms, smallest id in
+/// the list wins.
+fn registry_150ms(env: &SimEnv, probe: &Probe, role: Role) {
+    let me = instance_id(env);
+    let path = Path::new("/w/plugin-instances.json");
+    start_together(env);
+    let mut ids = read_list(env, path);
+    ids.push(me.clone());
+    overwrite(env, path, ids.join("\n").as_bytes());
+    env.sleep(Duration::from_millis(150));
+    let ids = read_list(env, path);
+    let primary = ids.iter().min() == Some(&me);
+    for r in 0..role.iters {
+        round(env, probe, role, primary, r);
+    }
+}
+
+// ----- dir-election (seed 000, second fix) ---------------------------------
+
+const INSTANCES: &str = "/w/.plugin-instances";
+const STALE: Duration = Duration::from_secs(10);
+
+/// One file per instance, created atomically; after 150 ms the smallest id
+/// is primary; each round, touch my file, delete files older than the
+/// stale threshold by my clock, and re-elect.
+fn dir_election(env: &SimEnv, probe: &Probe, role: Role) {
+    let me = instance_id(env);
+    let dir = Path::new(INSTANCES);
+    // Late joiners: instances start over the first few seconds.
+    env.sleep(Duration::from_millis(env.random_u64() % 3_000));
+    let _ = env.create_dir(dir);
+    let mine = dir.join(format!("{me}.lock"));
+    if let Ok(f) = env.create_new(&mine) {
+        let _ = f.write_all_at(me.as_bytes(), 0);
+    }
+    env.sleep(Duration::from_millis(150));
+    for r in 0..role.iters {
+        let _ = env.set_modified(&mine, env.wall());
+        let mut ids = Vec::new();
+        for name in env.read_dir(dir).unwrap_or_default() {
+            let path = dir.join(&name);
+            let Ok(m) = env.metadata(&path) else { continue };
+            let age = env.wall().duration_since(m.modified).unwrap_or_default();
+            if age > STALE {
+                let _ = env.remove_file(&path);
+                continue;
+            }
+            if let Some(id) = name.to_string_lossy().strip_suffix(".lock") {
+                ids.push(id.to_owned());
+            }
+        }
+        let primary = ids.iter().min() == Some(&me);
+        round(env, probe, role, primary, r);
+    }
+    let _ = env.remove_file(&mine);
+}
+
+// ----- baton-election ------------------------------------------------------
+
+const ELECTION_DIR: &str = "/w/.baton/election";
+const FENCED_LOG: &str = "/w/.baton/events.log";
+
+/// Join, campaign; while primary, log two events under the epoch through
+/// the fenced sink, then step down so others get terms too.
+fn baton_election(env: &SimEnv, probe: &Probe, role: Role) {
+    let e = Election::new(ELECTION_DIR);
+    let id = format!("p{}", role.index);
+    let member = loop {
+        match election::join(env, &e, &id) {
+            Ok(m) => break m,
+            // An injected I/O error, or our previous incarnation's member
+            // file not yet released: try again shortly.
+            Err(_) => env.sleep(Duration::from_millis(100)),
+        }
+    };
+    let mut terms = 0;
+    while terms < role.iters {
+        let leadership = match election::campaign(
+            env,
+            &e,
+            &member,
+            Wait::For(Duration::from_secs(60)),
+            &mut |_| {},
+        ) {
+            Ok(Some(l)) => l,
+            Ok(None) => continue,
+            Err(_) => {
+                env.sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let epoch = leadership.epoch();
+        probe.acting_primary(ELECTION, epoch);
+        for k in 0..2 {
+            let entry = format!("term {epoch} event {k} by {id}");
+            match fence::append(env, Path::new(FENCED_LOG), epoch, &entry) {
+                Ok(()) => probe.ack(&format!("{epoch}/{k}")),
+                Err(fence::FenceError::Fenced { newest, .. }) => probe.violated(
+                    Invariant::SinglePrimary,
+                    &format!("primary of epoch {epoch} fenced off by epoch {newest}"),
+                ),
+                Err(_) => {} // injected I/O error: this event is not acknowledged
+            }
+            env.sleep(Duration::from_millis(200));
+        }
+        probe.stepped_down(ELECTION);
+        let _ = leadership.step_down();
+        terms += 1;
+        env.sleep(Duration::from_millis(env.random_u64() % 500));
+    }
+    drop(member);
+}
+
+/// Every acknowledged event is in the log exactly once, under its epoch,
+/// and epochs never go down.
+fn fenced_log_end(fs: &SimFs, oracle: &Oracle) -> Result<(), (Invariant, String)> {
+    let bytes = fs.read(Path::new(FENCED_LOG)).unwrap_or_default();
+    let mut seen: BTreeMap<String, u32> = BTreeMap::new();
+    let mut last = 0;
+    for line in String::from_utf8_lossy(&bytes).lines() {
+        let Some((epoch, entry)) = line.split_once('\t') else {
+            continue; // a torn last line after a machine crash
+        };
+        let epoch: u64 = epoch.parse().unwrap_or(0);
+        if epoch < last {
+            return Err((
+                Invariant::SinglePrimary,
+                format!("log goes back from epoch {last} to {epoch}: {entry}"),
+            ));
+        }
+        last = epoch;
+        *seen.entry(entry.to_owned()).or_default() += 1;
+    }
+    if let Some((entry, n)) = seen.iter().find(|(_, n)| **n > 1) {
+        return Err((
+            Invariant::SinglePrimary,
+            format!("{entry:?} logged {n} times"),
+        ));
+    }
+    // And every acknowledged event is there (one cut short by a crash
+    // before its acknowledgement may or may not be).
+    let logged: Vec<String> = seen.keys().filter_map(|e| event_key(e)).collect();
+    if let Some(lost) = oracle.acked_keys().find(|k| !logged.contains(k)) {
+        return Err((
+            Invariant::NoLostUpdate,
+            format!("acknowledged event {lost} is not in the log"),
+        ));
+    }
+    Ok(())
+}
+
+/// `term E event K by ID` -> `E/K`, the key the event was acknowledged by.
+fn event_key(entry: &str) -> Option<String> {
+    let rest = entry.strip_prefix("term ")?;
+    let (epoch, rest) = rest.split_once(" event ")?;
+    let (k, _) = rest.split_once(" by ")?;
+    Some(format!("{epoch}/{k}"))
+}
+
+fn field(name: &str, procs: usize, body: fn(&SimEnv, &Probe, Role)) -> Scenario {
+    let mut s = Scenario::new(name, procs, body);
+    s.iters = 5;
+    s.faults = FaultKinds {
+        io_errors: false,
+        machine_crash: false,
+        ..FaultKinds::ALL
+    };
+    s.setup = Box::new(setup);
+    s
+}
+
+pub fn registry_rmw_scenario() -> Scenario {
+    field("registry-rmw", 4, registry_rmw)
+}
+
+pub fn registry_150ms_scenario() -> Scenario {
+    field("registry-150ms", 4, registry_150ms)
+}
+
+pub fn dir_election_scenario() -> Scenario {
+    field("dir-election", 4, dir_election)
+}
+
+pub fn baton_election_scenario() -> Scenario {
+    let mut s = Scenario::new("baton-election", 4, baton_election);
+    s.iters = 2;
+    s.faults = FaultKinds::ALL;
+    s.setup = Box::new(setup);
+    s.end = Box::new(fenced_log_end);
+    s
+}
