@@ -5,6 +5,7 @@
 //! documented exit code (see [`exit::Exit`]).
 
 mod child;
+mod elect_cmd;
 mod exit;
 mod lock_cmd;
 mod report;
@@ -35,6 +36,13 @@ enum Command {
     /// Run CMD holding FILE's lock (FILE.lock); exit with CMD's status,
     /// or 75 if the lock was not obtained in time.
     Lock(lock_cmd::LockArgs),
+    /// Campaign for primary: print events as JSON lines (joined, standby,
+    /// elected, stepped-down) until stdin closes, or run CMD while primary.
+    Elect(elect_cmd::ElectArgs),
+    /// Show an election: primary, epoch, members alive or dead.
+    Status(elect_cmd::DirArgs),
+    /// Remove the member files of dead instances, saying why.
+    Reap(elect_cmd::ReapArgs),
     /// Run the deterministic simulator over the catalogue (or one
     /// scenario); exit 0 only when every outcome matches its expectation.
     Sim(sim_cmd::SimArgs),
@@ -47,6 +55,9 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     let report = Reporter { json: cli.json };
     match cli.command {
         Command::Lock(args) => lock_cmd::run(args, report),
+        Command::Elect(args) => elect_cmd::elect(args, cli.json),
+        Command::Status(args) => elect_cmd::status(args, cli.json),
+        Command::Reap(args) => elect_cmd::reap(args, cli.json),
         Command::Sim(args) => sim_cmd::run(args, cli.json),
         Command::Verify(args) => verify_cmd::run(args, cli.json),
     }

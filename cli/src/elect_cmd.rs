@@ -1,0 +1,297 @@
+//! `baton elect`, `baton status`, `baton reap`: primary election from the
+//! command line.
+//!
+//! Without a command, `elect` is the interface a plugin consumes: one JSON
+//! line per event on stdout (`joined`, `standby` with the primary's id,
+//! `elected` with the epoch), holding its place until stdin closes or it is
+//! signalled, then leaving cleanly (`left`). With a command, it campaigns,
+//! runs the command while primary (the command inherits the leadership's
+//! locked descriptor, so killing `baton` never lets a second primary in
+//! while the command runs) and exits with its status.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use baton_core::election::{self, Election, LeaderRecord, Leadership};
+use baton_core::env::real::RealEnv;
+use baton_core::env::{Fs, Processes};
+use baton_core::hygiene;
+use baton_core::lock::Wait;
+use serde_json::{Value, json};
+
+use crate::child;
+use crate::exit::Exit;
+
+/// How often a campaign looks up from waiting to check it should stop.
+/// The wait itself is woken by the kernel the moment the primary goes.
+const STOP_CHECK: Duration = Duration::from_millis(250);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ElectMode {
+    /// The primary holds a kernel lock (local filesystems).
+    Kernel,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ElectArgs {
+    /// The election's directory (default: .baton/election at the
+    /// repository root, or in the current directory outside a repository).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// This instance's id (default: host-pid-starttime).
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    #[arg(long, value_enum, default_value_t = ElectMode::Kernel)]
+    pub mode: ElectMode,
+    /// The command to run while primary.
+    #[arg(last = true, value_name = "CMD")]
+    pub cmd: Vec<OsString>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DirArgs {
+    /// The election's directory (default as for `elect`).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReapArgs {
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// Say what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `.baton/election` at the repository root (or here, outside one).
+fn election_dir(env: &RealEnv, dir: Option<PathBuf>) -> anyhow::Result<Election> {
+    if let Some(dir) = dir {
+        return Ok(Election::new(dir));
+    }
+    let here = env
+        .canonicalize(Path::new("."))
+        .context("resolve the current directory")?;
+    let root = hygiene::find_repo(env, &here)?.map_or(here, |r| r.work_tree);
+    Ok(Election::new(root.join(".baton").join("election")))
+}
+
+fn print(line: &Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn leader_json(r: &LeaderRecord) -> Value {
+    serde_json::to_value(r).unwrap_or(Value::Null)
+}
+
+/// Set when stdin closes or a stop signal arrives.
+fn stop_flag(watch_stdin: bool) -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("install signal handler")?;
+    }
+    if watch_stdin {
+        let flag = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("baton-stdin".into())
+            .spawn(move || {
+                let mut sink = [0u8; 256];
+                let mut stdin = std::io::stdin().lock();
+                while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+                flag.store(true, Ordering::SeqCst);
+            })
+            .context("watch stdin")?;
+    }
+    Ok(stop)
+}
+
+/// Waits to become primary, saying `standby` once, until `stop`.
+fn campaign<'e>(
+    env: &'e RealEnv,
+    election: &Election,
+    member: &election::Member<'e, RealEnv>,
+    stop: &AtomicBool,
+    announce: &mut dyn FnMut(Value),
+) -> anyhow::Result<Option<Leadership<'e, RealEnv>>> {
+    let mut said_standby = false;
+    while !stop.load(Ordering::SeqCst) {
+        if let Some(l) =
+            election::campaign(env, election, member, Wait::For(STOP_CHECK), &mut |_| {})?
+        {
+            return Ok(Some(l));
+        }
+        if !said_standby {
+            said_standby = true;
+            let primary = election.leader_record(env)?.map(|r| r.id);
+            announce(json!({ "event": "standby", "id": member.id, "primary": primary }));
+        }
+    }
+    Ok(None)
+}
+
+pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
+    let ElectMode::Kernel = args.mode;
+    let env = RealEnv::new().context("read process identity from /proc")?;
+    let election = election_dir(&env, args.dir)?;
+    let me = env.identity();
+    let id = args
+        .id
+        .unwrap_or_else(|| format!("{}-{}-{}", me.host, me.pid, me.start_time));
+    let with_cmd = !args.cmd.is_empty();
+    // Events go to stdout without a command (the plugin interface), to
+    // stderr with one (stdout is the command's), as JSON when asked.
+    let mut announce = |event: Value| {
+        if !with_cmd {
+            print(&event);
+        } else if json_mode {
+            eprintln!("{event}");
+        } else {
+            eprintln!("baton: {}", human(&event));
+        }
+    };
+    let member = election::join(&env, &election, &id)?;
+    announce(json!({ "event": "joined", "id": id, "dir": election.dir }));
+    let stop = stop_flag(!with_cmd)?;
+    let Some(leadership) = campaign(&env, &election, &member, &stop, &mut announce)? else {
+        drop(member);
+        announce(json!({ "event": "left", "id": id }));
+        return Ok(Exit::Ok);
+    };
+    announce(json!({
+        "event": "elected", "id": id, "epoch": leadership.epoch(),
+        "leader": leader_json(&leadership.record),
+    }));
+    let exit = if with_cmd {
+        leadership
+            .file()
+            .set_inheritable()
+            .context("share leadership with the command")?;
+        match child::spawn(&args.cmd)? {
+            Ok(running) => child::supervise(running, None, &|| {})?,
+            Err(exit) => exit,
+        }
+    } else {
+        while !stop.load(Ordering::SeqCst) {
+            std::thread::park_timeout(STOP_CHECK);
+        }
+        Exit::Ok
+    };
+    let epoch = leadership.epoch();
+    leadership.step_down()?;
+    drop(member);
+    announce(json!({ "event": "stepped-down", "id": id, "epoch": epoch }));
+    Ok(exit)
+}
+
+fn human(event: &Value) -> String {
+    match event["event"].as_str() {
+        Some("joined") => format!("joined election {} as {}", event["dir"], event["id"]),
+        Some("standby") => format!("standby (primary: {})", event["primary"]),
+        Some("elected") => format!("elected primary, epoch {}", event["epoch"]),
+        Some("stepped-down") => format!("stepped down from epoch {}", event["epoch"]),
+        _ => event.to_string(),
+    }
+}
+
+pub fn status(args: DirArgs, json_mode: bool) -> anyhow::Result<Exit> {
+    let env = RealEnv::new().context("read process identity from /proc")?;
+    let election = election_dir(&env, args.dir)?;
+    let st = election::status(&env, &election)?;
+    let members: Vec<Value> = st
+        .members
+        .iter()
+        .map(|m| {
+            let owner = match &m.owner {
+                Ok(r) => serde_json::to_value(r).unwrap_or(Value::Null),
+                Err(e) => json!({ "unreadable": e.to_string() }),
+            };
+            json!({
+                "id": m.id,
+                "alive": m.alive,
+                "why": if m.alive { "its lock is held" } else { "no process holds its lock: dead" },
+                "owner": owner,
+            })
+        })
+        .collect();
+    let primary = st
+        .leader
+        .as_ref()
+        .filter(|_| st.primary_alive)
+        .map(leader_json);
+    if json_mode {
+        print(&json!({
+            "dir": election.dir,
+            "primary": primary,
+            "epoch": st.leader.as_ref().map(|r| r.epoch),
+            "members": members,
+        }));
+        return Ok(Exit::Ok);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "election {}", election.dir.display());
+    match (&st.leader, st.primary_alive) {
+        (Some(r), true) => {
+            let _ = writeln!(
+                out,
+                "primary  {} (pid {} on {}), epoch {}",
+                r.id, r.pid, r.host, r.epoch
+            );
+        }
+        (Some(r), false) => {
+            let _ = writeln!(out, "primary  none (last: {}, epoch {})", r.id, r.epoch);
+        }
+        (None, _) => {
+            let _ = writeln!(out, "primary  none ever elected");
+        }
+    }
+    for m in &st.members {
+        let who = match &m.owner {
+            Ok(r) => format!("pid {} on {}", r.pid, r.host),
+            Err(e) => e.to_string(),
+        };
+        let state = if m.alive { "alive" } else { "dead (reapable)" };
+        let _ = writeln!(out, "member   {:<32} {state:<16} {who}", m.id);
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn reap(args: ReapArgs, json_mode: bool) -> anyhow::Result<Exit> {
+    let env = RealEnv::new().context("read process identity from /proc")?;
+    let election = election_dir(&env, args.dir.dir)?;
+    let reaped = election::reap(&env, &election, args.dry_run)?;
+    for r in &reaped {
+        let owner = r.owner.as_ref().ok();
+        let why = match owner {
+            Some(o) => format!(
+                "no process holds its lock: owner pid {} on {} is dead",
+                o.pid, o.host
+            ),
+            None => "no process holds its lock: owner dead".to_owned(),
+        };
+        if json_mode {
+            print(&json!({
+                "event": if args.dry_run { "would-reap" } else { "reaped" },
+                "path": r.path,
+                "why": "owner-dead",
+                "detail": why,
+                "owner": owner.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)),
+            }));
+        } else {
+            let verb = if args.dry_run { "would reap" } else { "reaped" };
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{verb} {}: {why}", r.path.display());
+        }
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,260 @@
+//! `baton elect`, `status` and `reap` with real processes.
+#![allow(clippy::disallowed_methods)] // tests set the stage with std::fs and sleep
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BATON: &str = env!("CARGO_BIN_EXE_baton");
+
+/// One `baton elect` without a command, its events arriving on a channel.
+struct Instance {
+    child: Child,
+    events: mpsc::Receiver<serde_json::Value>,
+}
+
+fn start(dir: &Path) -> Instance {
+    let mut child = Command::new(BATON)
+        .args(["elect", "--dir"])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out: ChildStdout = child.stdout.take().unwrap();
+    let (tx, events) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let v: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    Instance { child, events }
+}
+
+impl Instance {
+    /// The next event other than `joined`, within `timeout`.
+    fn next(&self, timeout: Duration) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let e = self.events.recv_timeout(left).ok()?;
+            if e["event"] != "joined" {
+                return Some(e);
+            }
+        }
+    }
+
+    fn leave(mut self) -> Vec<serde_json::Value> {
+        drop(self.child.stdin.take()); // stdin closes: leave cleanly
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status}");
+        self.events.try_iter().collect()
+    }
+}
+
+#[test]
+fn four_instances_started_together_elect_exactly_one_primary_50_times() {
+    for round in 0..50 {
+        let dir = tempfile::tempdir().unwrap();
+        let instances: Vec<_> = (0..4).map(|_| start(dir.path())).collect();
+        let first: Vec<_> = instances
+            .iter()
+            .map(|i| i.next(Duration::from_secs(20)).expect("an event"))
+            .collect();
+        let elected = first.iter().filter(|e| e["event"] == "elected").count();
+        assert_eq!(elected, 1, "round {round}: {first:?}");
+        assert!(
+            first
+                .iter()
+                .all(|e| e["event"] == "elected" || e["event"] == "standby")
+        );
+        for i in instances {
+            i.leave();
+        }
+        // Everyone left cleanly: no member files remain.
+        let left = std::fs::read_dir(dir.path().join("members"))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0, "round {round}");
+    }
+}
+
+#[test]
+fn killing_the_primary_elects_another_with_a_higher_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut instances: Vec<_> = (0..3).map(|_| start(dir.path())).collect();
+    let first: Vec<_> = instances
+        .iter()
+        .map(|i| i.next(Duration::from_secs(20)).unwrap())
+        .collect();
+    let primary = first.iter().position(|e| e["event"] == "elected").unwrap();
+    let epoch = first[primary]["epoch"].as_u64().unwrap();
+    let mut dead = instances.remove(primary);
+    dead.child.kill().unwrap(); // SIGKILL
+    dead.child.wait().unwrap();
+    let start = Instant::now();
+    let mut next: BTreeMap<usize, serde_json::Value> = BTreeMap::new();
+    while next.is_empty() && start.elapsed() < Duration::from_secs(10) {
+        for (i, inst) in instances.iter().enumerate() {
+            if let Some(e) = inst.next(Duration::from_millis(50)) {
+                next.insert(i, e);
+            }
+        }
+    }
+    assert_eq!(next.len(), 1, "exactly one successor: {next:?}");
+    let (_, e) = next.into_iter().next().unwrap();
+    assert_eq!(e["event"], "elected");
+    assert!(e["epoch"].as_u64().unwrap() > epoch);
+    for i in instances {
+        i.leave();
+    }
+}
+
+fn elect_cmd(dir: &Path, script: &str) -> Command {
+    let mut c = Command::new(BATON);
+    c.args(["elect", "--dir"])
+        .arg(dir)
+        .args(["--", "sh", "-c", script]);
+    c.current_dir(dir);
+    c
+}
+
+#[test]
+fn commands_run_one_primary_at_a_time_and_exit_with_their_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "echo start >> log; sleep 0.3; echo end >> log; exit 3";
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            elect_cmd(dir.path(), script)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut c in children {
+        assert_eq!(c.wait().unwrap().code(), Some(3));
+    }
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert_eq!(log, "start\nend\n".repeat(3), "terms overlapped");
+}
+
+#[test]
+fn killing_baton_never_lets_a_second_primary_in_while_the_command_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = elect_cmd(dir.path(), "touch started; sleep 1; echo first-done >> log")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.path().join("started").exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    first.kill().unwrap(); // SIGKILL baton; its command runs on
+    first.wait().unwrap();
+    let second = elect_cmd(dir.path(), "echo second >> log")
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(second.success());
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    assert_eq!(log, "first-done\nsecond\n");
+}
+
+#[test]
+fn status_and_reap_tell_live_from_dead_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let alive = start(dir.path());
+    assert_eq!(
+        alive.next(Duration::from_secs(20)).unwrap()["event"],
+        "elected"
+    );
+    let mut dead = start(dir.path());
+    assert_eq!(
+        dead.next(Duration::from_secs(20)).unwrap()["event"],
+        "standby"
+    );
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    let status = Command::new(BATON)
+        .args(["--json", "status", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(st["epoch"], 1);
+    assert!(st["primary"]["id"].is_string());
+    let mut alive_flags: Vec<bool> = st["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["alive"].as_bool().unwrap())
+        .collect();
+    alive_flags.sort();
+    assert_eq!(alive_flags, [false, true]);
+    let reap = Command::new(BATON)
+        .args(["--json", "reap", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&reap.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "only the dead member: {lines:?}");
+    assert_eq!(lines[0]["why"], "owner-dead");
+    assert_eq!(lines[0]["owner"]["pid"], dead.child.id());
+    alive.leave();
+}
+
+#[test]
+fn javascript_plugin_example_logs_each_event_once() {
+    let Ok(node) = Command::new("node").arg("--version").output() else {
+        eprintln!("node is not installed: skipping the JavaScript example");
+        return;
+    };
+    assert!(node.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/plugin.js");
+    let log = dir.path().join("realtime.log");
+    let plugins: Vec<_> = (0..4)
+        .map(|i| {
+            Command::new("node")
+                .arg(&example)
+                .arg(dir.path().join("election"))
+                .arg(&log)
+                .arg(format!("plugin-{i}"))
+                .arg("8")
+                .env("BATON", BATON)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut p in plugins {
+        assert!(p.wait().unwrap().success());
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    // Terms follow each other (a standby takes over when the primary
+    // leaves), each with a higher epoch.
+    let epochs: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("primary "))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(!epochs.is_empty(), "{text}");
+    assert!(epochs.windows(2).all(|w| w[0] < w[1]), "{text}");
+    let mut events: Vec<&str> = text.lines().filter(|l| l.starts_with("event ")).collect();
+    let logged = events.len();
+    events.sort();
+    events.dedup();
+    assert_eq!(events.len(), logged, "an event was logged twice:\n{text}");
+    assert!(logged >= 3, "the primary logged its events:\n{text}");
+}

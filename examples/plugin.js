@@ -1,0 +1,46 @@
+// A plugin instance that logs only while it is the primary.
+//
+// Four copies of a plugin loaded at once used to each believe they were
+// primary and write every log line four times (seed 001). Here each copy
+// starts `baton elect` and reads its JSON events: it logs only after
+// `elected`, so exactly one copy writes each line.
+//
+//   node examples/plugin.js DIR LOGFILE NAME [EVENTS]
+//
+// BATON names the baton binary (default: `baton` on PATH).
+'use strict';
+const { spawn } = require('node:child_process');
+const readline = require('node:readline');
+const fs = require('node:fs');
+
+const [dir, logFile, name, events = '5'] = process.argv.slice(2);
+const baton = process.env.BATON || 'baton';
+const elect = spawn(baton, ['elect', '--dir', dir, '--id', name], {
+  stdio: ['pipe', 'pipe', 'inherit'],
+});
+
+let epoch = null; // set while this instance is primary
+readline.createInterface({ input: elect.stdout }).on('line', (line) => {
+  const event = JSON.parse(line);
+  if (event.event === 'elected') {
+    epoch = event.epoch;
+    log(`primary ${name} epoch ${epoch}`);
+  }
+});
+
+function log(message) {
+  if (epoch !== null) fs.appendFileSync(logFile, `${message}\n`);
+}
+
+// Every instance sees every "tool call"; only the primary logs it.
+let n = 0;
+const timer = setInterval(() => {
+  n += 1;
+  log(`event ${n}`);
+  if (n === Number(events)) {
+    clearInterval(timer);
+    elect.stdin.end(); // leave the election cleanly
+  }
+}, 100);
+
+elect.on('exit', (code) => process.exit(code ?? 1));
