@@ -363,6 +363,8 @@ fn process_loop(shared: &Arc<Shared>, role: Role, body: &Body) {
         match outcome {
             Ok(()) if !k.is_dead(slot, incarnation) => {
                 k.record(slot, || "DONE".into());
+                // A finished process holds and acts as nothing any more.
+                k.oracle.died(slot);
                 k.procs[slot].state = PState::Done;
                 break;
             }
