@@ -114,8 +114,9 @@ fn serde_json_lite(bytes: &[u8]) -> Option<Vec<String>> {
     )
 }
 
-/// Register in the list (read-modify-write), wait 150 ms, smallest id in
-/// the list wins.
+/// Register in the list (read-modify-write), wait 150 ms, smallest id
+/// among the list and myself wins. Concurrent registrations overwrite each
+/// other (last writer wins), so instances see different lists.
 fn registry_150ms(env: &SimEnv, probe: &Probe, role: Role) {
     let me = instance_id(env);
     let path = Path::new("/w/plugin-instances.json");
@@ -124,7 +125,10 @@ fn registry_150ms(env: &SimEnv, probe: &Probe, role: Role) {
     ids.push(me.clone());
     overwrite(env, path, ids.join("\n").as_bytes());
     env.sleep(Duration::from_millis(150));
-    let ids = read_list(env, path);
+    // An instance counts itself whether or not its entry survived: seed 001
+    // reports that "each sees only 1-2 instances and thinks it's primary".
+    let mut ids = read_list(env, path);
+    ids.push(me.clone());
     let primary = ids.iter().min() == Some(&me);
     for r in 0..role.iters {
         round(env, probe, role, primary, r);
