@@ -10,7 +10,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -24,9 +24,35 @@ use crate::exit::Exit;
 const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
 /// Spawns `cmd`; maps "not found" and "not executable" to their exit codes.
-pub fn spawn(cmd: &[OsString]) -> Result<Result<Child, Exit>, anyhow::Error> {
+/// With `die_with_parent`, the command is killed if `baton` dies: for
+/// protection that lapses with `baton` (a lease), unlike a kernel lock the
+/// command can inherit.
+pub fn spawn(
+    cmd: &[OsString],
+    die_with_parent: bool,
+) -> Result<Result<Child, Exit>, anyhow::Error> {
     let (program, args) = cmd.split_first().context("no command given")?;
-    match Command::new(program).args(args).spawn() {
+    let mut command = Command::new(program);
+    command.args(args);
+    if die_with_parent {
+        let parent = rustix::process::getpid();
+        // SAFETY: the closure runs in the child between fork and exec and
+        // makes only async-signal-safe system calls (prctl, getppid), with
+        // no allocation or locking.
+        unsafe {
+            command.pre_exec(move || {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::KILL,
+                ))?;
+                // The parent may have died before the prctl took effect.
+                if rustix::process::getppid() != Some(parent) {
+                    return Err(io::Error::other("baton exited before the command started"));
+                }
+                Ok(())
+            });
+        }
+    }
+    match command.spawn() {
         Ok(child) => Ok(Ok(child)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             eprintln!("baton: run command: {}: {e}", program.to_string_lossy());
@@ -41,11 +67,13 @@ pub fn spawn(cmd: &[OsString]) -> Result<Result<Child, Exit>, anyhow::Error> {
 }
 
 /// Waits for `child`, forwarding signals to it and calling `tick` every
-/// `tick_every` meanwhile (the lock's heartbeat). Returns its exit as ours.
+/// `tick_every` meanwhile (a heartbeat, a lease renewal). When `tick`
+/// returns false the protection is gone: the child is killed at once.
+/// Returns its exit as ours.
 pub fn supervise(
     mut child: Child,
     tick_every: Option<Duration>,
-    tick: &(dyn Fn() + Sync),
+    tick: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<Exit> {
     let mut signals = Signals::new(FORWARDED).context("install signal handlers")?;
     let handle = signals.handle();
@@ -63,7 +91,10 @@ pub fn supervise(
         if let Some(every) = tick_every {
             s.spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(every) {
-                    tick();
+                    if !tick() {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                        break;
+                    }
                 }
             });
         }

@@ -12,8 +12,8 @@
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -21,6 +21,7 @@ use baton_core::election::{self, Election, LeaderRecord, Leadership};
 use baton_core::env::real::RealEnv;
 use baton_core::env::{Fs, Processes};
 use baton_core::hygiene;
+use baton_core::lease::{self, LeaseTiming};
 use baton_core::lock::Wait;
 use serde_json::{Value, json};
 
@@ -35,6 +36,9 @@ const STOP_CHECK: Duration = Duration::from_millis(250);
 pub enum ElectMode {
     /// The primary holds a kernel lock (local filesystems).
     Kernel,
+    /// The primary holds a renewed lease (network filesystems); its actions
+    /// must be fenced by epoch.
+    Lease,
 }
 
 #[derive(Debug, clap::Args)]
@@ -48,6 +52,11 @@ pub struct ElectArgs {
     pub id: Option<String>,
     #[arg(long, value_enum, default_value_t = ElectMode::Kernel)]
     pub mode: ElectMode,
+    /// Lease mode: the lease duration. The primary renews every 2/15 of it
+    /// and stops acting 2/3 of it after its last renewal; a challenger
+    /// takes over after seeing it unrenewed for all of it.
+    #[arg(long, value_name = "SECS", default_value_t = 15.0)]
+    pub ttl: f64,
     /// The command to run while primary.
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
@@ -141,12 +150,12 @@ fn campaign<'e>(
 }
 
 pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
-    let ElectMode::Kernel = args.mode;
     let env = RealEnv::new().context("read process identity from /proc")?;
-    let election = election_dir(&env, args.dir)?;
+    let election = election_dir(&env, args.dir.clone())?;
     let me = env.identity();
     let id = args
         .id
+        .clone()
         .unwrap_or_else(|| format!("{}-{}-{}", me.host, me.pid, me.start_time));
     let with_cmd = !args.cmd.is_empty();
     // Events go to stdout without a command (the plugin interface), to
@@ -160,10 +169,41 @@ pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
             eprintln!("baton: {}", human(&event));
         }
     };
-    let member = election::join(&env, &election, &id)?;
-    announce(json!({ "event": "joined", "id": id, "dir": election.dir }));
     let stop = stop_flag(!with_cmd)?;
-    let Some(leadership) = campaign(&env, &election, &member, &stop, &mut announce)? else {
+    match args.mode {
+        ElectMode::Kernel => elect_kernel(&env, &election, &id, &args.cmd, &stop, &mut announce),
+        ElectMode::Lease => {
+            let ttl = Duration::try_from_secs_f64(args.ttl)
+                .ok()
+                .filter(|d| *d >= Duration::from_millis(150))
+                .with_context(|| {
+                    format!("--ttl {}: not a duration of at least 0.15 s", args.ttl)
+                })?;
+            let timing = LeaseTiming::from_lease(ttl);
+            elect_lease(
+                &env,
+                &election,
+                &id,
+                timing,
+                &args.cmd,
+                &stop,
+                &mut announce,
+            )
+        }
+    }
+}
+
+fn elect_kernel(
+    env: &RealEnv,
+    election: &Election,
+    id: &str,
+    cmd: &[OsString],
+    stop: &AtomicBool,
+    announce: &mut dyn FnMut(Value),
+) -> anyhow::Result<Exit> {
+    let member = election::join(env, election, id)?;
+    announce(json!({ "event": "joined", "id": id, "dir": election.dir, "mode": "kernel" }));
+    let Some(leadership) = campaign(env, election, &member, stop, announce)? else {
         drop(member);
         announce(json!({ "event": "left", "id": id }));
         return Ok(Exit::Ok);
@@ -172,20 +212,20 @@ pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
         "event": "elected", "id": id, "epoch": leadership.epoch(),
         "leader": leader_json(&leadership.record),
     }));
-    let exit = if with_cmd {
-        leadership
-            .file()
-            .set_inheritable()
-            .context("share leadership with the command")?;
-        match child::spawn(&args.cmd)? {
-            Ok(running) => child::supervise(running, None, &|| {})?,
-            Err(exit) => exit,
-        }
-    } else {
+    let exit = if cmd.is_empty() {
         while !stop.load(Ordering::SeqCst) {
             std::thread::park_timeout(STOP_CHECK);
         }
         Exit::Ok
+    } else {
+        leadership
+            .file()
+            .set_inheritable()
+            .context("share leadership with the command")?;
+        match child::spawn(cmd, false)? {
+            Ok(running) => child::supervise(running, None, &|| true)?,
+            Err(exit) => exit,
+        }
     };
     let epoch = leadership.epoch();
     leadership.step_down()?;
@@ -194,12 +234,84 @@ pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
     Ok(exit)
 }
 
+/// Lease mode: campaign, hold by renewing, say `lost` if a renewal fails
+/// (and kill the command, which dies with `baton` too: a lease does not
+/// outlive its renewer), campaign again.
+fn elect_lease(
+    env: &RealEnv,
+    election: &Election,
+    id: &str,
+    timing: LeaseTiming,
+    cmd: &[OsString],
+    stop: &AtomicBool,
+    announce: &mut dyn FnMut(Value),
+) -> anyhow::Result<Exit> {
+    announce(json!({ "event": "joined", "id": id, "dir": election.dir, "mode": "lease" }));
+    loop {
+        let mut said_standby = false;
+        let mut challenger = lease::Challenger::new(env, election, id, timing)?;
+        let mut holder = loop {
+            if stop.load(Ordering::SeqCst) {
+                announce(json!({ "event": "left", "id": id }));
+                return Ok(Exit::Ok);
+            }
+            if let Some(h) = challenger.attempt()? {
+                break h;
+            }
+            std::thread::park_timeout(timing.retry.min(STOP_CHECK));
+            if !said_standby {
+                said_standby = true;
+                let primary = lease::current(env, election)?.map(|r| r.holder);
+                announce(json!({ "event": "standby", "id": id, "primary": primary }));
+            }
+        };
+        let epoch = holder.epoch();
+        announce(json!({ "event": "elected", "id": id, "epoch": epoch, "mode": "lease" }));
+        if !cmd.is_empty() {
+            let lost = AtomicBool::new(false);
+            let shared = Mutex::new(holder);
+            let exit = match child::spawn(cmd, true)? {
+                Ok(running) => child::supervise(running, Some(timing.retry), &|| {
+                    let renewed = shared
+                        .lock()
+                        .map(|mut h| matches!(h.renew(), Ok(true)))
+                        .unwrap_or(false);
+                    lost.store(!renewed, Ordering::SeqCst);
+                    renewed
+                })?,
+                Err(exit) => exit,
+            };
+            let holder = shared.into_inner().unwrap_or_else(|e| e.into_inner());
+            if lost.load(Ordering::SeqCst) {
+                announce(json!({ "event": "lost", "id": id, "epoch": epoch }));
+                anyhow::bail!("lost the lease of epoch {epoch}: the command was stopped");
+            }
+            holder.release()?;
+            announce(json!({ "event": "stepped-down", "id": id, "epoch": epoch }));
+            return Ok(exit);
+        }
+        loop {
+            std::thread::park_timeout(timing.retry);
+            if stop.load(Ordering::SeqCst) {
+                holder.release()?;
+                announce(json!({ "event": "stepped-down", "id": id, "epoch": epoch }));
+                return Ok(Exit::Ok);
+            }
+            if !matches!(holder.renew(), Ok(true)) {
+                announce(json!({ "event": "lost", "id": id, "epoch": epoch }));
+                break;
+            }
+        }
+    }
+}
+
 fn human(event: &Value) -> String {
     match event["event"].as_str() {
         Some("joined") => format!("joined election {} as {}", event["dir"], event["id"]),
         Some("standby") => format!("standby (primary: {})", event["primary"]),
         Some("elected") => format!("elected primary, epoch {}", event["epoch"]),
         Some("stepped-down") => format!("stepped down from epoch {}", event["epoch"]),
+        Some("lost") => format!("lost the lease of epoch {}", event["epoch"]),
         _ => event.to_string(),
     }
 }
@@ -229,12 +341,14 @@ pub fn status(args: DirArgs, json_mode: bool) -> anyhow::Result<Exit> {
         .as_ref()
         .filter(|_| st.primary_alive)
         .map(leader_json);
+    let lease = lease::current(&env, &election)?;
     if json_mode {
         print(&json!({
             "dir": election.dir,
             "primary": primary,
             "epoch": st.leader.as_ref().map(|r| r.epoch),
             "members": members,
+            "lease": lease.as_ref().map(|l| json!({ "epoch": l.epoch, "holder": l.holder, "seq": l.seq })),
         }));
         return Ok(Exit::Ok);
     }
@@ -254,6 +368,18 @@ pub fn status(args: DirArgs, json_mode: bool) -> anyhow::Result<Exit> {
         (None, _) => {
             let _ = writeln!(out, "primary  none ever elected");
         }
+    }
+    if let Some(l) = &lease {
+        let holder = if l.holder.is_empty() {
+            "released"
+        } else {
+            &l.holder
+        };
+        let _ = writeln!(
+            out,
+            "lease    {holder}, epoch {}, version {}",
+            l.epoch, l.seq
+        );
     }
     for m in &st.members {
         let who = match &m.owner {

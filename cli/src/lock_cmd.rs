@@ -99,13 +99,16 @@ pub fn run(args: LockArgs, report: Reporter) -> anyhow::Result<Exit> {
         .file()
         .set_inheritable()
         .with_context(|| format!("share lock with command: {}", guard.path().display()))?;
-    let exit = match child::spawn(&args.cmd)? {
+    let exit = match child::spawn(&args.cmd, false)? {
         Ok(running) => {
             let heartbeat = (mode == Mode::File).then_some(stale / 3);
             child::supervise(running, heartbeat, &|| {
                 if let Err(e) = guard.heartbeat() {
                     eprintln!("baton: {e}");
                 }
+                // A missed heartbeat does not lose the lock: a live holder
+                // keeps its inode locked, so nobody reaps it.
+                true
             })?
         }
         Err(exit) => exit,

@@ -258,3 +258,159 @@ fn javascript_plugin_example_logs_each_event_once() {
     assert_eq!(events.len(), logged, "an event was logged twice:\n{text}");
     assert!(logged >= 3, "the primary logged its events:\n{text}");
 }
+
+fn start_lease(dir: &Path) -> Instance {
+    let mut child = Command::new(BATON)
+        .args(["elect", "--mode", "lease", "--ttl", "1", "--dir"])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, events) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    Instance { child, events }
+}
+
+#[test]
+fn lease_mode_sigstopped_primary_is_replaced_and_fenced_off() {
+    use baton_core::env::real::RealEnv;
+    use baton_core::fence;
+    let env = RealEnv::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("events.log");
+    let a = start_lease(dir.path());
+    let elected = a.next(Duration::from_secs(20)).unwrap();
+    assert_eq!(elected["event"], "elected");
+    let epoch_a = elected["epoch"].as_u64().unwrap();
+    // The plugin behind A logs under A's epoch.
+    fence::append(&env, &log, epoch_a, "A before the pause").unwrap();
+    let b = start_lease(dir.path());
+    assert_eq!(b.next(Duration::from_secs(20)).unwrap()["event"], "standby");
+    // SIGSTOP the primary for longer than the lease.
+    let pid = a.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let took_over = b.next(Duration::from_secs(20)).expect("B takes over");
+    assert_eq!(took_over["event"], "elected");
+    let epoch_b = took_over["epoch"].as_u64().unwrap();
+    assert!(epoch_b > epoch_a);
+    fence::append(&env, &log, epoch_b, "B").unwrap();
+    // A's plugin, resuming with a stale epoch, is fenced off...
+    let late = fence::append(&env, &log, epoch_a, "A after the pause");
+    assert!(
+        matches!(late, Err(fence::FenceError::Fenced { .. })),
+        "{late:?}"
+    );
+    // ...and A itself says it lost the lease once it runs again.
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let lost = a.next(Duration::from_secs(20)).unwrap();
+    assert_eq!(lost["event"], "lost");
+    assert_eq!(lost["epoch"], epoch_a);
+    let entries: Vec<String> = fence::entries(&env, &log)
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(entries, ["A before the pause", "B"]);
+    a.leave();
+    b.leave();
+}
+
+#[test]
+fn lease_mode_command_is_stopped_when_the_lease_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = Command::new(BATON)
+        .args(["elect", "--mode", "lease", "--ttl", "0.6", "--dir"])
+        .arg(dir.path())
+        .args(["--", "sh", "-c", "touch started; sleep 30"])
+        .current_dir(dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.path().join("started").exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let pid = holder.id().to_string();
+    // Stop baton past its renew deadline: on resuming it finds the lease
+    // lapsed, kills the command and exits 1.
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(Duration::from_millis(1_000));
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = holder.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{status}");
+}
+
+#[test]
+fn lease_mode_command_dies_with_baton() {
+    // A lease lapses when its renewer dies, so the command must not run on.
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = Command::new(BATON)
+        .args(["elect", "--mode", "lease", "--ttl", "5", "--dir"])
+        .arg(dir.path())
+        .args(["--", "sh", "-c", "echo $$ > pid; exec sleep 30"])
+        .current_dir(dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid_file = dir.path().join("pid");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        if let Ok(p) = std::fs::read_to_string(&pid_file)
+            && p.ends_with('\n')
+        {
+            break p.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    holder.kill().unwrap(); // SIGKILL baton
+    holder.wait().unwrap();
+    let gone = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        // A zombie awaiting its reaper has exited too.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+        {
+            break;
+        }
+        assert!(Instant::now() < gone, "the command outlived baton");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -127,6 +127,16 @@ pub const PROTOCOLS: &[Protocol] = &[
         source: "baton: held leader lock, durable epochs, fenced log",
         expect: Expect::Holds,
     },
+    Protocol {
+        name: "baton-election-lease",
+        source: "baton: lease by versioned CAS, within its pause and drift bounds",
+        expect: Expect::Holds,
+    },
+    Protocol {
+        name: "baton-election-lease-paused",
+        source: "baton: lease past its pause bound; the fence keeps the log exactly-once",
+        expect: Expect::Holds,
+    },
 ];
 
 pub fn protocol(name: &str) -> Option<&'static Protocol> {

@@ -34,6 +34,7 @@ pub mod env;
 pub mod error;
 pub mod fence;
 pub mod hygiene;
+pub mod lease;
 pub mod lock;
 pub mod record;
 pub mod stale;

@@ -201,7 +201,16 @@ impl Caller {
                 drop(k);
                 unwind(false)
             }
+            Some(Fault::Pause { ns })
+                if k.faults
+                    .pause_total_ns
+                    .is_some_and(|cap| k.procs[self.slot].paused_ns + ns > cap) =>
+            {
+                // Beyond the scenario's pause assumption: no pause.
+                Ok(k)
+            }
             Some(Fault::Pause { ns }) => {
+                k.procs[self.slot].paused_ns += ns;
                 k.record(self.slot, || {
                     format!("PAUSE {}s before {}", ns / 1_000_000_000, what())
                 });

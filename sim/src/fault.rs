@@ -236,6 +236,8 @@ pub struct FaultPlan {
     pub suppressed: BTreeSet<u32>,
     /// A crash placed at this step, whatever the rates say.
     pub crash_at: Option<u64>,
+    /// Most a process may be paused in total (see `Scenario::pause_total`).
+    pub pause_total_ns: Option<u64>,
     fired: u32,
     drawn: u32,
     rng: Rng,
@@ -279,6 +281,7 @@ impl FaultPlan {
             budget,
             suppressed,
             crash_at: None,
+            pause_total_ns: None,
             fired: 0,
             drawn: 0,
             rng: Rng::stream(seed, 0xD1CE),
@@ -313,8 +316,14 @@ impl FaultPlan {
         } else if hit(self.crash_rate) {
             Fault::Crash
         } else if hit(self.pause_rate) {
+            // 1 s to 1 s + max by default; a bound under 2 s (a scenario's
+            // pause assumption) gives pauses between max/2 and max.
             Fault::Pause {
-                ns: SEC + pick % self.pause_max_ns,
+                ns: if self.pause_max_ns >= 2 * SEC {
+                    SEC + pick % self.pause_max_ns
+                } else {
+                    self.pause_max_ns / 2 + pick % (self.pause_max_ns / 2).max(1)
+                },
             }
         } else if !site.io_errors().is_empty() && hit(self.io_error_rate) {
             let errs = site.io_errors();

@@ -74,6 +74,8 @@ pub(crate) struct Proc {
     pub restarts: u32,
     pub state: PState,
     pub clock: ClockModel,
+    /// Time this slot's processes have spent paused.
+    pub paused_ns: u64,
 }
 
 /// Limits of one run.
@@ -157,6 +159,7 @@ impl Kernel {
                 restarts: 0,
                 state: PState::Runnable,
                 clock,
+                paused_ns: 0,
             });
         }
         k

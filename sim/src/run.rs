@@ -50,6 +50,11 @@ pub struct Scenario {
     pub liveness_bound: Duration,
     pub max_steps: u64,
     pub max_restarts: u32,
+    /// Longest pause a pause fault may cause.
+    pub max_pause: Duration,
+    /// If set, the most a process may be paused in total over a run (a
+    /// protocol's pause assumption); further pause faults are skipped.
+    pub pause_total: Option<Duration>,
     pub setup: Box<Setup>,
     pub body: Box<Body>,
     pub end: Box<EndCheck>,
@@ -80,6 +85,8 @@ impl Scenario {
             liveness_bound: Duration::from_secs(300),
             max_steps: 200_000,
             max_restarts: 3,
+            max_pause: Duration::from_secs(120),
+            pause_total: None,
             setup: Box::new(|_| {}),
             body: Box::new(body),
             end: Box::new(|_, _| Ok(())),
@@ -250,6 +257,8 @@ pub fn run(scenario: &Scenario, config: &Config, trace: bool) -> Report {
         config.suppressed.clone(),
     );
     faults.crash_at = config.crash_at;
+    faults.pause_max_ns = nanos(scenario.max_pause);
+    faults.pause_total_ns = scenario.pause_total.map(nanos);
     let limits = Limits {
         fault_phase_ns: nanos(scenario.fault_phase),
         liveness_bound_ns: nanos(scenario.liveness_bound),

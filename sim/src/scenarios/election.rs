@@ -16,6 +16,7 @@ use baton_core::catalogue::Invariant;
 use baton_core::election::{self, Election};
 use baton_core::env::{Clock, Fs, OpenFile, Random};
 use baton_core::fence;
+use baton_core::lease::{self, LeaseTiming};
 use baton_core::lock::Wait;
 
 use crate::clock::epoch;
@@ -231,6 +232,70 @@ fn baton_election(env: &SimEnv, probe: &Probe, role: Role) {
     drop(member);
 }
 
+/// The lease duration of the lease-mode scenarios (client-go's default).
+const LEASE: Duration = Duration::from_secs(15);
+
+/// Lease mode: take the lease, act (log) only while it is valid, renew
+/// between actions, release after two events. With `report_acting`, tell
+/// the oracle when acting starts and stops (single primary is checked);
+/// without, only the fenced log is (the pauses break the assumption).
+fn baton_election_lease(env: &SimEnv, probe: &Probe, role: Role, report_acting: bool) {
+    let e = Election::new(ELECTION_DIR);
+    let id = format!("p{}", role.index);
+    let timing = LeaseTiming::from_lease(LEASE);
+    let mut terms = 0;
+    let mut attempts = 0;
+    while terms < role.iters && attempts < 100 {
+        attempts += 1;
+        let wait = Wait::For(Duration::from_secs(120));
+        let mut holder = match lease::campaign(env, &e, &id, timing, wait) {
+            Ok(Some(h)) => h,
+            Ok(None) => continue,
+            Err(_) => {
+                env.sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let epoch = holder.epoch();
+        if report_acting {
+            probe.acting_primary(ELECTION, epoch);
+        }
+        for k in 0..2 {
+            if !holder.valid() {
+                break;
+            }
+            let entry = format!("term {epoch} event {k} by {id}");
+            match fence::append(env, Path::new(FENCED_LOG), epoch, &entry) {
+                Ok(()) => probe.ack(&format!("{epoch}/{k}")),
+                Err(fence::FenceError::Fenced { newest, .. }) => {
+                    // A stale primary's write, rejected: the fence at work.
+                    probe.mark("fenced-stale-primary");
+                    if report_acting {
+                        probe.violated(
+                            Invariant::SinglePrimary,
+                            &format!(
+                                "lease of epoch {epoch} still valid after epoch {newest} wrote"
+                            ),
+                        );
+                    }
+                    break;
+                }
+                Err(_) => {}
+            }
+            env.sleep(timing.retry);
+            if !matches!(holder.renew(), Ok(true)) {
+                break;
+            }
+        }
+        if report_acting {
+            probe.stepped_down(ELECTION);
+        }
+        let _ = holder.release();
+        terms += 1;
+        env.sleep(Duration::from_millis(env.random_u64() % 500));
+    }
+}
+
 /// Every acknowledged event is in the log exactly once, under its epoch,
 /// and epochs never go down.
 fn fenced_log_end(fs: &SimFs, oracle: &Oracle) -> Result<(), (Invariant, String)> {
@@ -299,6 +364,37 @@ pub fn registry_150ms_scenario() -> Scenario {
 
 pub fn dir_election_scenario() -> Scenario {
     field("dir-election", 4, dir_election)
+}
+
+/// Lease mode within its assumptions: pauses of at most 1 s in all per
+/// process (the lease leaves `L - D - R` = 3 s), drift of parts per million.
+pub fn baton_election_lease_scenario() -> Scenario {
+    let mut s = Scenario::new("baton-election-lease", 4, |env, probe, role| {
+        baton_election_lease(env, probe, role, true)
+    });
+    s.iters = 2;
+    s.faults = FaultKinds::ALL;
+    s.max_pause = Duration::from_secs(1);
+    s.pause_total = Some(Duration::from_secs(1));
+    s.liveness_bound = Duration::from_secs(600);
+    s.setup = Box::new(setup);
+    s.end = Box::new(fenced_log_end);
+    s
+}
+
+/// Lease mode outside its assumptions: pauses up to 120 s let a paused
+/// primary resume believing it leads. Single primary is not claimed here;
+/// the fenced log must still hold every acknowledged event exactly once.
+pub fn baton_election_lease_paused_scenario() -> Scenario {
+    let mut s = Scenario::new("baton-election-lease-paused", 4, |env, probe, role| {
+        baton_election_lease(env, probe, role, false)
+    });
+    s.iters = 2;
+    s.faults = FaultKinds::ALL;
+    s.liveness_bound = Duration::from_secs(600);
+    s.setup = Box::new(setup);
+    s.end = Box::new(fenced_log_end);
+    s
 }
 
 pub fn baton_election_scenario() -> Scenario {

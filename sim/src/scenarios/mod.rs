@@ -18,6 +18,8 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "registry-150ms" => election::registry_150ms_scenario(),
         "dir-election" => election::dir_election_scenario(),
         "baton-election" => election::baton_election_scenario(),
+        "baton-election-lease" => election::baton_election_lease_scenario(),
+        "baton-election-lease-paused" => election::baton_election_lease_paused_scenario(),
         "baton-lock-kernel" => lock::scenario(baton_core::lock::Mode::Kernel),
         "baton-lock-file" => lock::scenario(baton_core::lock::Mode::File),
         _ => return None,
