@@ -57,6 +57,10 @@ pub struct ElectArgs {
     /// takes over after seeing it unrenewed for all of it.
     #[arg(long, value_name = "SECS", default_value_t = 15.0)]
     pub ttl: f64,
+    /// Kernel mode, without a command: while primary, step down for a live
+    /// member with a smaller id (preference, never safety).
+    #[arg(long)]
+    pub hand_over: bool,
     /// The command to run while primary.
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
@@ -171,7 +175,15 @@ pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
     };
     let stop = stop_flag(!with_cmd)?;
     match args.mode {
-        ElectMode::Kernel => elect_kernel(&env, &election, &id, &args.cmd, &stop, &mut announce),
+        ElectMode::Kernel => elect_kernel(
+            &env,
+            &election,
+            &id,
+            &args.cmd,
+            args.hand_over,
+            &stop,
+            &mut announce,
+        ),
         ElectMode::Lease => {
             let ttl = Duration::try_from_secs_f64(args.ttl)
                 .ok()
@@ -198,40 +210,63 @@ fn elect_kernel(
     election: &Election,
     id: &str,
     cmd: &[OsString],
+    hand_over: bool,
     stop: &AtomicBool,
     announce: &mut dyn FnMut(Value),
 ) -> anyhow::Result<Exit> {
     let member = election::join(env, election, id)?;
     announce(json!({ "event": "joined", "id": id, "dir": election.dir, "mode": "kernel" }));
-    let Some(leadership) = campaign(env, election, &member, stop, announce)? else {
-        drop(member);
-        announce(json!({ "event": "left", "id": id }));
-        return Ok(Exit::Ok);
-    };
-    announce(json!({
-        "event": "elected", "id": id, "epoch": leadership.epoch(),
-        "leader": leader_json(&leadership.record),
-    }));
-    let exit = if cmd.is_empty() {
-        while !stop.load(Ordering::SeqCst) {
+    loop {
+        let Some(leadership) = campaign(env, election, &member, stop, announce)? else {
+            drop(member);
+            announce(json!({ "event": "left", "id": id }));
+            return Ok(Exit::Ok);
+        };
+        let epoch = leadership.epoch();
+        announce(json!({
+            "event": "elected", "id": id, "epoch": epoch,
+            "leader": leader_json(&leadership.record),
+        }));
+        if !cmd.is_empty() {
+            leadership
+                .file()
+                .set_inheritable()
+                .context("share leadership with the command")?;
+            let exit = match child::spawn(cmd, false)? {
+                Ok(running) => child::supervise(running, None, &|| true)?,
+                Err(exit) => exit,
+            };
+            leadership.step_down()?;
+            drop(member);
+            announce(json!({ "event": "stepped-down", "id": id, "epoch": epoch }));
+            return Ok(exit);
+        }
+        let mut successor = None;
+        while !stop.load(Ordering::SeqCst) && successor.is_none() {
             std::thread::park_timeout(STOP_CHECK);
+            if hand_over {
+                successor = election::preferred(env, election, id)?;
+            }
         }
-        Exit::Ok
-    } else {
-        leadership
-            .file()
-            .set_inheritable()
-            .context("share leadership with the command")?;
-        match child::spawn(cmd, false)? {
-            Ok(running) => child::supervise(running, None, &|| true)?,
-            Err(exit) => exit,
+        leadership.step_down()?;
+        let Some(to) = successor else {
+            drop(member);
+            announce(json!({ "event": "stepped-down", "id": id, "epoch": epoch }));
+            return Ok(Exit::Ok);
+        };
+        announce(json!({ "event": "handed-over", "id": id, "epoch": epoch, "to": to }));
+        // Let the preferred member take the term before campaigning again
+        // (it is already waiting on the lock; give up waiting if it died).
+        for _ in 0..400 {
+            if election
+                .leader_record(env)?
+                .is_none_or(|r| r.epoch != epoch)
+            {
+                break;
+            }
+            std::thread::park_timeout(Duration::from_millis(5));
         }
-    };
-    let epoch = leadership.epoch();
-    leadership.step_down()?;
-    drop(member);
-    announce(json!({ "event": "stepped-down", "id": id, "epoch": epoch }));
-    Ok(exit)
+    }
 }
 
 /// Lease mode: campaign, hold by renewing, say `lost` if a renewal fails
@@ -312,6 +347,10 @@ fn human(event: &Value) -> String {
         Some("elected") => format!("elected primary, epoch {}", event["epoch"]),
         Some("stepped-down") => format!("stepped down from epoch {}", event["epoch"]),
         Some("lost") => format!("lost the lease of epoch {}", event["epoch"]),
+        Some("handed-over") => format!(
+            "handed over to {} after epoch {}",
+            event["to"], event["epoch"]
+        ),
         _ => event.to_string(),
     }
 }

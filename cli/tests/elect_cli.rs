@@ -414,3 +414,44 @@ fn lease_mode_command_dies_with_baton() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn primary_hands_over_to_a_smaller_live_id_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let start_as = |id: &str| {
+        let mut child = Command::new(BATON)
+            .args(["elect", "--hand-over", "--id", id, "--dir"])
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Instance { child, events }
+    };
+    let z = start_as("zz-late-preferred-not");
+    assert_eq!(z.next(Duration::from_secs(20)).unwrap()["event"], "elected");
+    let a = start_as("aa-preferred");
+    let handed = z.next(Duration::from_secs(20)).unwrap();
+    assert_eq!(handed["event"], "handed-over");
+    assert_eq!(handed["to"], "aa-preferred");
+    // Standby first (the primary still held it when a joined), then elected.
+    let mut a_events = vec![a.next(Duration::from_secs(20)).unwrap()];
+    if a_events[0]["event"] == "standby" {
+        a_events.push(a.next(Duration::from_secs(20)).unwrap());
+    }
+    let elected = a_events.last().unwrap();
+    assert_eq!(elected["event"], "elected", "{a_events:?}");
+    assert_eq!(elected["epoch"], 2);
+    assert_eq!(z.next(Duration::from_secs(20)).unwrap()["event"], "standby");
+    a.leave();
+    z.leave();
+}

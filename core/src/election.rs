@@ -36,10 +36,11 @@
 //! written durably before the primary acts, so a machine crash cannot
 //! bring back a smaller epoch after a larger one was used.
 //!
-//! Preference (letting a smaller id lead) is a voluntary hand-over by the
-//! primary, never a seizure: it cannot affect safety, and is not
-//! implemented here yet. Neither is lease mode for network filesystems;
-//! on those, kernel mode is refused and `campaign` says so.
+//! Preference (letting the smallest live id lead) is a voluntary hand-over
+//! by the primary ([`preferred`]), never a seizure: the primary steps down
+//! and the preferred member, already waiting on the lock, is woken by the
+//! kernel. It cannot affect safety. Lease mode, for network filesystems
+//! where kernel mode is refused, is in [`crate::lease`].
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -407,6 +408,22 @@ pub fn status<E: Env>(env: &E, election: &Election) -> Result<Status, ElectionEr
         primary_alive,
         members,
     })
+}
+
+/// The live member the primary `me` should hand over to: the smallest id
+/// alive, if it is smaller than `me`.
+pub fn preferred<E: Env>(
+    env: &E,
+    election: &Election,
+    me: &str,
+) -> Result<Option<String>, ElectionError> {
+    let st = status(env, election)?;
+    Ok(st
+        .members
+        .into_iter()
+        .filter(|m| m.alive && m.id.as_str() < me)
+        .map(|m| m.id)
+        .min())
 }
 
 /// A member file removed (or, dry run, that would be) and why.
