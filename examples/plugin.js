@@ -20,9 +20,11 @@ const elect = spawn(baton, ['elect', '--dir', dir, '--id', name], {
 });
 
 let epoch = null; // set while this instance is primary
+let leaving = false;
 readline.createInterface({ input: elect.stdout }).on('line', (line) => {
   const event = JSON.parse(line);
-  if (event.event === 'elected') {
+  // An `elected` read after this instance chose to leave is stale.
+  if (event.event === 'elected' && !leaving) {
     epoch = event.epoch;
     log(`primary ${name} epoch ${epoch}`);
   }
@@ -36,10 +38,12 @@ function log(message) {
 let n = 0;
 const timer = setInterval(() => {
   n += 1;
-  log(`event ${n}`);
+  log(`event ${n} by ${name}`);
   if (n === Number(events)) {
     clearInterval(timer);
-    elect.stdin.end(); // leave the election cleanly
+    leaving = true;
+    epoch = null; // stop acting before leaving the election
+    elect.stdin.end();
   }
 }, 100);
 

@@ -16,9 +16,11 @@ struct Instance {
     events: mpsc::Receiver<serde_json::Value>,
 }
 
-fn start(dir: &Path) -> Instance {
+/// Runs `baton ARGS` with piped stdin and its JSON events on a channel.
+fn elect(args: &[&str], dir: &Path) -> Instance {
     let mut child = Command::new(BATON)
-        .args(["elect", "--dir"])
+        .args(args)
+        .arg("--dir")
         .arg(dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -27,8 +29,7 @@ fn start(dir: &Path) -> Instance {
     let out: ChildStdout = child.stdout.take().unwrap();
     let (tx, events) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
             let v: serde_json::Value =
                 serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
             if tx.send(v).is_err() {
@@ -37,6 +38,36 @@ fn start(dir: &Path) -> Instance {
         }
     });
     Instance { child, events }
+}
+
+fn start(dir: &Path) -> Instance {
+    elect(&["elect"], dir)
+}
+
+fn start_lease(dir: &Path) -> Instance {
+    elect(&["elect", "--mode", "lease", "--ttl", "1"], dir)
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+/// Waits until `path` exists (a command under test has started).
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 impl Instance {
@@ -153,11 +184,7 @@ fn killing_baton_never_lets_a_second_primary_in_while_the_command_runs() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !dir.path().join("started").exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for(&dir.path().join("started"));
     first.kill().unwrap(); // SIGKILL baton; its command runs on
     first.wait().unwrap();
     let second = elect_cmd(dir.path(), "echo second >> log")
@@ -242,42 +269,28 @@ fn javascript_plugin_example_logs_each_event_once() {
         assert!(p.wait().unwrap().success());
     }
     let text = std::fs::read_to_string(&log).unwrap();
-    // Terms follow each other (a standby takes over when the primary
-    // leaves), each with a higher epoch.
-    let epochs: Vec<u64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("primary "))
-        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
-        .collect();
-    assert!(!epochs.is_empty(), "{text}");
-    assert!(epochs.windows(2).all(|w| w[0] < w[1]), "{text}");
-    let mut events: Vec<&str> = text.lines().filter(|l| l.starts_with("event ")).collect();
-    let logged = events.len();
-    events.sort();
-    events.dedup();
-    assert_eq!(events.len(), logged, "an event was logged twice:\n{text}");
-    assert!(logged >= 3, "the primary logged its events:\n{text}");
-}
-
-fn start_lease(dir: &Path) -> Instance {
-    let mut child = Command::new(BATON)
-        .args(["elect", "--mode", "lease", "--ttl", "1", "--dir"])
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, events) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
-                break;
-            }
+    // Terms follow each other with rising epochs (a standby takes over when
+    // the primary leaves), and only the term's primary logs in it: no line
+    // was written by two instances.
+    let mut primary: Option<(String, u64)> = None;
+    let mut logged = 0;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("primary ") {
+            let (name, epoch) = rest.split_once(" epoch ").unwrap();
+            let epoch: u64 = epoch.parse().unwrap();
+            assert!(primary.as_ref().is_none_or(|(_, e)| *e < epoch), "{text}");
+            primary = Some((name.to_owned(), epoch));
+        } else {
+            let (_, by) = line.split_once(" by ").unwrap();
+            assert_eq!(
+                Some(by),
+                primary.as_ref().map(|(n, _)| n.as_str()),
+                "{text}"
+            );
+            logged += 1;
         }
-    });
-    Instance { child, events }
+    }
+    assert!(logged >= 3, "the primary logged its events:\n{text}");
 }
 
 #[test]
@@ -296,14 +309,8 @@ fn lease_mode_sigstopped_primary_is_replaced_and_fenced_off() {
     let b = start_lease(dir.path());
     assert_eq!(b.next(Duration::from_secs(20)).unwrap()["event"], "standby");
     // SIGSTOP the primary for longer than the lease.
-    let pid = a.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let pid = a.child.id();
+    signal(pid, "STOP");
     let took_over = b.next(Duration::from_secs(20)).expect("B takes over");
     assert_eq!(took_over["event"], "elected");
     let epoch_b = took_over["epoch"].as_u64().unwrap();
@@ -316,13 +323,7 @@ fn lease_mode_sigstopped_primary_is_replaced_and_fenced_off() {
         "{late:?}"
     );
     // ...and A itself says it lost the lease once it runs again.
-    assert!(
-        Command::new("kill")
-            .args(["-CONT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(pid, "CONT");
     let lost = a.next(Duration::from_secs(20)).unwrap();
     assert_eq!(lost["event"], "lost");
     assert_eq!(lost["epoch"], epoch_a);
@@ -347,29 +348,13 @@ fn lease_mode_command_is_stopped_when_the_lease_is_lost() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !dir.path().join("started").exists() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let pid = holder.id().to_string();
+    wait_for(&dir.path().join("started"));
+    let pid = holder.id();
     // Stop baton past its renew deadline: on resuming it finds the lease
     // lapsed, kills the command and exits 1.
-    assert!(
-        Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(pid, "STOP");
     std::thread::sleep(Duration::from_millis(1_000));
-    assert!(
-        Command::new("kill")
-            .args(["-CONT", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(pid, "CONT");
     let status = holder.wait().unwrap();
     assert_eq!(status.code(), Some(1), "{status}");
 }
@@ -418,25 +403,7 @@ fn lease_mode_command_dies_with_baton() {
 #[test]
 fn primary_hands_over_to_a_smaller_live_id_when_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let start_as = |id: &str| {
-        let mut child = Command::new(BATON)
-            .args(["elect", "--hand-over", "--id", id, "--dir"])
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
-                    break;
-                }
-            }
-        });
-        Instance { child, events }
-    };
+    let start_as = |id: &str| elect(&["elect", "--hand-over", "--id", id], dir.path());
     let z = start_as("zz-late-preferred-not");
     assert_eq!(z.next(Duration::from_secs(20)).unwrap()["event"], "elected");
     let a = start_as("aa-preferred");
