@@ -30,14 +30,19 @@ fn json_events(o: &Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Starts `baton lock` holding `file` with `cmd`, in its own process
-/// group, and waits until the command has started (it creates `started`).
+/// Starts `baton lock` holding `file` with `script`, in its own process
+/// group, and waits until the script has created `started` (scripts that
+/// set up traps create it after them).
 fn hold(dir: &Path, mode: &str, file: &str, script: &str) -> Child {
     let started = dir.join("started");
     let _ = std::fs::remove_file(&started);
     let child = baton(dir)
         .args(["lock", "--mode", mode, file, "--", "sh", "-c"])
-        .arg(format!("touch started; {script}"))
+        .arg(if script.contains("touch started") {
+            script.to_owned()
+        } else {
+            format!("touch started; {script}")
+        })
         .process_group(0)
         .spawn()
         .unwrap();
@@ -212,7 +217,7 @@ fn sigterm_is_forwarded_and_the_lock_released_after_the_command_exits() {
             dir.path(),
             mode,
             "f",
-            "trap 'echo got-term >> log; kill $!; exit 7' TERM; sleep 30 & wait",
+            "trap 'echo got-term >> log; kill $!; exit 7' TERM; touch started; sleep 30 & wait",
         );
         kill(holder.id() as i32, "TERM");
         let status = holder.wait().unwrap();
