@@ -8,6 +8,7 @@ mod child;
 mod elect_cmd;
 mod exit;
 mod lock_cmd;
+mod model_cmd;
 mod report;
 mod sim_cmd;
 mod verify_cmd;
@@ -46,8 +47,11 @@ enum Command {
     /// Run the deterministic simulator over the catalogue (or one
     /// scenario); exit 0 only when every outcome matches its expectation.
     Sim(sim_cmd::SimArgs),
-    /// Check the whole catalogue (simulator, random and PCT schedules) and
-    /// print one verdict table.
+    /// Check the stateright models exhaustively; exit 0 only when every
+    /// verdict matches its expectation.
+    Model(model_cmd::ModelArgs),
+    /// Check the whole catalogue (simulator with random, PCT and DFS
+    /// schedules, then the models) and print the verdict tables.
     Verify(verify_cmd::VerifyArgs),
 }
 
@@ -59,6 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Status(args) => elect_cmd::status(args, cli.json),
         Command::Reap(args) => elect_cmd::reap(args, cli.json),
         Command::Sim(args) => sim_cmd::run(args, cli.json),
+        Command::Model(args) => model_cmd::run(args, cli.json),
         Command::Verify(args) => verify_cmd::run(args, cli.json),
     }
 }

@@ -1,4 +1,4 @@
-//! `baton verify`: the whole catalogue, one verdict table.
+//! `baton verify`: the whole catalogue, simulated and model-checked.
 
 use baton_sim::StrategyKind;
 
@@ -25,9 +25,17 @@ pub fn run(args: VerifyArgs, json: bool) -> anyhow::Result<Exit> {
         }
     }
     print_table(&verdicts, json, false);
-    Ok(if verdicts.iter().all(Verdict::matches) {
-        Exit::Ok
-    } else {
-        Exit::Error
-    })
+    let models = crate::model_cmd::check_models("all", 3)?;
+    if !json {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock());
+    }
+    crate::model_cmd::print(&models, json, false);
+    Ok(
+        if verdicts.iter().all(Verdict::matches) && models.iter().all(|(v, _)| v.matches()) {
+            Exit::Ok
+        } else {
+            Exit::Error
+        },
+    )
 }

@@ -92,11 +92,28 @@ fn replaying_a_holding_scenario_shows_it_holding() {
 }
 
 #[test]
+fn model_json_reports_each_model_matching_its_expectation() {
+    let o = baton(&["--json", "model", "--instances", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let rows = json_lines(&o);
+    let names: Vec<_> = rows.iter().map(|r| r["model"].as_str().unwrap()).collect();
+    assert_eq!(names, baton_model::MODELS);
+    for r in &rows {
+        assert_eq!(r["matches"], true, "{r}");
+        assert_eq!(r["expected"], r["outcome"], "{r}");
+        let has_counterexample = !r["counterexample"].as_array().unwrap().is_empty();
+        assert_eq!(has_counterexample, r["outcome"] != "holds", "{r}");
+    }
+}
+
+#[test]
 fn bad_scenario_and_bad_token_are_errors_with_one_line() {
     for args in [
         &["sim", "--scenario", "no-such-protocol"][..],
         &["sim", "--replay", "naive-reap:random:zz"],
         &["sim", "--replay", "no-such:random:1:1:1:c:1:::"],
+        &["model", "--model", "no-such-model"],
+        &["model", "--instances", "9"],
     ] {
         let o = baton(args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");
@@ -111,12 +128,22 @@ fn verify_prints_one_table_and_exits_0_when_every_verdict_matches() {
     let o = baton(&["verify", "--seeds", "100"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let text = stdout(&o);
+    let (sim, models) = text
+        .split_once("\n\n")
+        .expect("a simulator table, then a model table");
     for name in baton_core::catalogue::PROTOCOLS.iter().map(|p| p.name) {
-        let rows = text
+        let rows = sim
             .lines()
             .filter(|l| l.starts_with(&format!("{name} ")))
             .count();
         assert_eq!(rows, 3, "{name} once per strategy:\n{text}");
+    }
+    for name in baton_model::MODELS {
+        let rows = models
+            .lines()
+            .filter(|l| l.starts_with(&format!("{name} ")))
+            .count();
+        assert_eq!(rows, 1, "{name} once in the model table:\n{text}");
     }
     assert!(!text.contains("UNEXPECTED"), "{text}");
 }

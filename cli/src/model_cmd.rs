@@ -1,0 +1,122 @@
+//! `baton model`: check the stateright models exhaustively and print one
+//! verdict per model.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::bail;
+use baton_model::{MODELS, Verdict, check};
+use serde_json::json;
+
+use crate::exit::Exit;
+
+#[derive(Debug, clap::Args)]
+pub struct ModelArgs {
+    /// A model, or `all`.
+    #[arg(long, default_value = "all", value_name = "NAME")]
+    pub model: String,
+    /// Processes in each model.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub instances: usize,
+    /// Print every counterexample, not only unexpected ones.
+    #[arg(long)]
+    pub trace: bool,
+}
+
+/// Wall-clock time of the checker's own work, for the report.
+#[allow(clippy::disallowed_methods)]
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = std::time::Instant::now();
+    let out = f();
+    (out, start.elapsed())
+}
+
+pub fn check_models(name: &str, instances: usize) -> anyhow::Result<Vec<(Verdict, Duration)>> {
+    if !(1..=4).contains(&instances) {
+        bail!("--instances {instances}: models are checked with 1 to 4 processes");
+    }
+    let names: Vec<&str> = if name == "all" {
+        MODELS.to_vec()
+    } else if MODELS.contains(&name) {
+        vec![name]
+    } else {
+        bail!("no model {name}: the models are {}", MODELS.join(", "))
+    };
+    Ok(names
+        .into_iter()
+        .map(|n| timed(|| check(n, instances).expect("listed model")))
+        .collect())
+}
+
+pub fn print(verdicts: &[(Verdict, Duration)], json_mode: bool, trace: bool) {
+    let mut out = std::io::stdout().lock();
+    if json_mode {
+        for (v, took) in verdicts {
+            let _ = writeln!(
+                out,
+                "{}",
+                json!({
+                    "model": v.name,
+                    "instances": v.instances,
+                    "expected": v.expect.to_string(),
+                    "outcome": v.outcome(),
+                    "matches": v.matches(),
+                    "vacuous": v.vacuous,
+                    "states": v.states,
+                    "unique_states": v.unique_states,
+                    "depth": v.depth,
+                    "ms": took.as_millis() as u64,
+                    "counterexample": v.counterexample,
+                })
+            );
+        }
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{:<20} {:>4} {:<28} {:<28} {:>10} {:>10} {:>6} {:>8}",
+        "model", "n", "expected", "outcome", "states", "unique", "depth", "ms"
+    );
+    for (v, took) in verdicts {
+        let mark = if v.matches() { "" } else { "  << UNEXPECTED" };
+        let vacuous = if v.vacuous.is_empty() {
+            String::new()
+        } else {
+            format!("  (vacuous: {})", v.vacuous.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "{:<20} {:>4} {:<28} {:<28} {:>10} {:>10} {:>6} {:>8}{mark}{vacuous}",
+            v.name,
+            v.instances,
+            v.expect.to_string(),
+            v.outcome(),
+            v.states,
+            v.unique_states,
+            v.depth,
+            took.as_millis()
+        );
+    }
+    for (v, _) in verdicts {
+        if !v.counterexample.is_empty() && (trace || !v.matches()) {
+            let _ = writeln!(
+                out,
+                "\n{} counterexample ({} instances):",
+                v.name, v.instances
+            );
+            for line in &v.counterexample {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+    }
+}
+
+pub fn run(args: ModelArgs, json_mode: bool) -> anyhow::Result<Exit> {
+    let verdicts = check_models(&args.model, args.instances)?;
+    print(&verdicts, json_mode, args.trace);
+    Ok(if verdicts.iter().all(|(v, _)| v.matches()) {
+        Exit::Ok
+    } else {
+        Exit::Error
+    })
+}

@@ -1,0 +1,119 @@
+//! Running a model to exhaustion and reading its verdict.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use baton_core::catalogue::{self, Expect, Invariant};
+use stateright::{Checker, Model};
+
+/// The models, by catalogue name.
+pub const MODELS: &[&str] = &[
+    "naive-reap",
+    "registry-rmw",
+    "baton-lock-kernel",
+    "baton-lock-file",
+    "baton-election",
+];
+
+/// What exhaustive checking found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub name: &'static str,
+    pub expect: Expect,
+    pub instances: usize,
+    /// The first safety property broken, if any.
+    pub violated: Option<Invariant>,
+    /// `sometimes` properties with no example: the model is vacuous there.
+    pub vacuous: Vec<&'static str>,
+    pub states: usize,
+    pub unique_states: usize,
+    pub depth: usize,
+    /// The counterexample: the start state, then one numbered line per
+    /// action with the state it led to.
+    pub counterexample: Vec<String>,
+}
+
+impl Verdict {
+    pub fn outcome(&self) -> String {
+        match self.violated {
+            Some(i) => format!("violates {i}"),
+            None => "holds".into(),
+        }
+    }
+
+    pub fn matches(&self) -> bool {
+        self.vacuous.is_empty()
+            && match self.expect {
+                Expect::Holds => self.violated.is_none(),
+                Expect::Violates(i) => self.violated == Some(i),
+            }
+    }
+}
+
+/// Exhausts `model` (breadth first, so counterexamples are shortest) and
+/// reads the named properties: `safety` are `always` properties named
+/// after invariants, `examples` are `sometimes` properties.
+pub(crate) fn exhaust<M>(
+    name: &'static str,
+    instances: usize,
+    model: M,
+    safety: &[Invariant],
+    examples: &[&'static str],
+) -> Verdict
+where
+    M: Model + Send + Sync + 'static,
+    M::State: Hash + Debug + Clone + PartialEq + Send + Sync,
+    M::Action: Debug + Clone + PartialEq,
+{
+    let checker = model.checker().spawn_bfs().join();
+    let mut violated = None;
+    let mut counterexample = Vec::new();
+    for inv in safety {
+        if let Some(path) = checker.discovery(inv.name()) {
+            violated = Some(*inv);
+            // Path entries are (state, action taken from it); print each
+            // action with the state it led to.
+            let steps = path.into_vec();
+            counterexample = std::iter::once(format!(" 0. (start)  =>  {:?}", steps[0].0))
+                .chain(steps.windows(2).enumerate().map(|(i, w)| {
+                    let action = w[0]
+                        .1
+                        .as_ref()
+                        .expect("every step but the last has an action");
+                    format!("{:>2}. {action:?}  =>  {:?}", i + 1, w[1].0)
+                }))
+                .collect();
+            break;
+        }
+    }
+    let vacuous = examples
+        .iter()
+        .filter(|e| checker.discovery(e).is_none())
+        .copied()
+        .collect();
+    let expect = catalogue::protocol(name).map_or(Expect::Holds, |p| p.expect);
+    Verdict {
+        name,
+        expect,
+        instances,
+        violated,
+        vacuous,
+        states: checker.state_count(),
+        unique_states: checker.unique_state_count(),
+        depth: checker.max_depth(),
+        counterexample,
+    }
+}
+
+/// Checks the model `name` with `instances` processes.
+pub fn check(name: &str, instances: usize) -> Option<Verdict> {
+    assert!(instances >= 1, "a model needs an instance");
+    Some(match name {
+        "naive-reap" => crate::naive_reap::check(instances),
+        "baton-lock-kernel" => crate::lock_kernel::check(instances),
+        "baton-lock-file" => crate::lock_file::check(instances),
+        "registry-rmw" => crate::registry::check(instances),
+        "baton-election" => crate::election::check(instances),
+        _ => return None,
+    })
+}
