@@ -65,6 +65,11 @@ where
     M::State: Hash + Debug + Clone + PartialEq + Send + Sync,
     M::Action: Debug + Clone + PartialEq,
 {
+    let conditions: Vec<_> = model
+        .properties()
+        .into_iter()
+        .map(|p| (p.name, p.condition))
+        .collect();
     let checker = model.checker().spawn_bfs().join();
     let mut violated = None;
     let mut counterexample = Vec::new();
@@ -72,8 +77,17 @@ where
         if let Some(path) = checker.discovery(inv.name()) {
             violated = Some(*inv);
             // Path entries are (state, action taken from it); print each
-            // action with the state it led to.
-            let steps = path.into_vec();
+            // action with the state it led to, up to the first state that
+            // breaks the property.
+            let holds = conditions
+                .iter()
+                .find(|(name, _)| *name == inv.name())
+                .map(|(_, c)| *c)
+                .expect("a safety property of the model");
+            let mut steps = path.into_vec();
+            if let Some(first) = steps.iter().position(|(s, _)| !holds(checker.model(), s)) {
+                steps.truncate(first + 1);
+            }
             counterexample = std::iter::once(format!(" 0. (start)  =>  {:?}", steps[0].0))
                 .chain(steps.windows(2).enumerate().map(|(i, w)| {
                     let action = w[0]
