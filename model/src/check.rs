@@ -15,6 +15,12 @@ pub const MODELS: &[&str] = &[
     "baton-election",
 ];
 
+/// Whether another process may still crash: crashes are bounded so the
+/// state space stays finite and counterexamples stay short.
+pub(crate) fn may_crash(alive: &[bool], crashes: usize) -> bool {
+    alive.iter().filter(|a| !**a).count() < crashes
+}
+
 /// What exhaustive checking found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {

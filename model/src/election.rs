@@ -6,7 +6,7 @@
 use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
-use crate::check::{Verdict, exhaust};
+use crate::check::{Verdict, exhaust, may_crash};
 
 const TERMS: u8 = 2;
 
@@ -88,7 +88,7 @@ impl Model for KernelElection {
                 Pc::Acting { .. } => actions.push(Action::StepDown(p)),
                 _ => {}
             }
-            if s.pcs[i] != Pc::Done && s.alive.iter().filter(|a| !**a).count() < self.crashes {
+            if s.pcs[i] != Pc::Done && may_crash(&s.alive, self.crashes) {
                 actions.push(Action::Crash(p));
             }
         }

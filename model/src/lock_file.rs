@@ -8,7 +8,7 @@
 use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
-use crate::check::{Verdict, exhaust};
+use crate::check::{Verdict, exhaust, may_crash};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Pc {
@@ -108,7 +108,7 @@ impl Model for FileLock {
                 Pc::Holding { .. } => Action::Release(p),
                 Pc::Done => continue,
             });
-            if s.alive.iter().filter(|a| !**a).count() < self.crashes {
+            if may_crash(&s.alive, self.crashes) {
                 actions.push(Action::Crash(p));
             }
         }

@@ -5,7 +5,7 @@
 use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
-use crate::check::{Verdict, exhaust};
+use crate::check::{Verdict, exhaust, may_crash};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Pc {
@@ -89,7 +89,7 @@ impl Model for NaiveReap {
                 Pc::Holding => actions.push(Action::Release(p)),
                 Pc::Done => {}
             }
-            if s.pcs[i] != Pc::Done && s.alive.iter().filter(|a| !**a).count() < self.crashes {
+            if s.pcs[i] != Pc::Done && may_crash(&s.alive, self.crashes) {
                 actions.push(Action::Crash(p));
             }
         }
