@@ -33,11 +33,11 @@ fn sim_json_reports_each_scenario_with_its_verdict() {
         .iter()
         .map(|r| r["scenario"].as_str().unwrap())
         .collect();
-    let catalogue: Vec<_> = baton_core::catalogue::PROTOCOLS
-        .iter()
-        .map(|p| p.name)
+    let simulated: Vec<_> = baton_sim::scenarios::all()
+        .into_iter()
+        .map(|s| s.name)
         .collect();
-    assert_eq!(names, catalogue);
+    assert_eq!(names, simulated);
     for r in &rows {
         assert_eq!(r["matches"], true, "{r}");
         assert_eq!(r["expected"], r["outcome"], "{r}");
@@ -131,7 +131,7 @@ fn verify_prints_one_table_and_exits_0_when_every_verdict_matches() {
     let (sim, models) = text
         .split_once("\n\n")
         .expect("a simulator table, then a model table");
-    for name in baton_core::catalogue::PROTOCOLS.iter().map(|p| p.name) {
+    for name in baton_sim::scenarios::all().iter().map(|s| s.name.clone()) {
         let rows = sim
             .lines()
             .filter(|l| l.starts_with(&format!("{name} ")))
@@ -144,6 +144,11 @@ fn verify_prints_one_table_and_exits_0_when_every_verdict_matches() {
             .filter(|l| l.starts_with(&format!("{name} ")))
             .count();
         assert_eq!(rows, 1, "{name} once in the model table:\n{text}");
+    }
+    // Every catalogued protocol is checked by the simulator, a model, or both.
+    for p in baton_core::catalogue::PROTOCOLS {
+        let checked = text.lines().any(|l| l.starts_with(&format!("{} ", p.name)));
+        assert!(checked, "{} is checked nowhere:\n{text}", p.name);
     }
     assert!(!text.contains("UNEXPECTED"), "{text}");
 }

@@ -137,6 +137,21 @@ pub const PROTOCOLS: &[Protocol] = &[
         source: "baton: lease past its pause bound; the fence keeps the log exactly-once",
         expect: Expect::Holds,
     },
+    Protocol {
+        name: "commit-shared-index",
+        source: "seed 003 today: git add, git commit on the shared index",
+        expect: Expect::Violates(Invariant::NoCrossCommit),
+    },
+    Protocol {
+        name: "commit-lock-staging",
+        source: "seed 003 plan: a global lock around add and commit only",
+        expect: Expect::Violates(Invariant::NoCrossCommit),
+    },
+    Protocol {
+        name: "baton-txn",
+        source: "baton: scope lock from first edit to commit, private index",
+        expect: Expect::Holds,
+    },
 ];
 
 pub fn protocol(name: &str) -> Option<&'static Protocol> {

@@ -13,6 +13,9 @@ pub const MODELS: &[&str] = &[
     "baton-lock-kernel",
     "baton-lock-file",
     "baton-election",
+    "commit-shared-index",
+    "commit-lock-staging",
+    "baton-txn",
 ];
 
 /// Whether another process may still crash: crashes are bounded so the
@@ -134,6 +137,13 @@ pub fn check(name: &str, instances: usize) -> Option<Verdict> {
         "baton-lock-file" => crate::lock_file::check(instances),
         "registry-rmw" => crate::registry::check(instances),
         "baton-election" => crate::election::check(instances),
+        "commit-shared-index" => {
+            crate::commits::check(crate::commits::Variant::SharedIndex, instances)
+        }
+        "commit-lock-staging" => {
+            crate::commits::check(crate::commits::Variant::LockStaging, instances)
+        }
+        "baton-txn" => crate::commits::check(crate::commits::Variant::Txn, instances),
         _ => return None,
     })
 }

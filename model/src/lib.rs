@@ -13,6 +13,7 @@
 //! negatives on cyclic paths); the simulator checks it after healing.
 
 mod check;
+mod commits;
 mod election;
 mod lock_file;
 mod lock_kernel;

@@ -60,6 +60,26 @@ fn registry_rmw_counterexample_is_both_reading_before_either_writes() {
 }
 
 #[test]
+fn commits_on_a_shared_index_or_staging_lock_cross_and_baton_txn_does_not() {
+    for (name, crosses) in [
+        ("commit-shared-index", true),
+        ("commit-lock-staging", true),
+        ("baton-txn", false),
+    ] {
+        for tasks in [2, 3] {
+            let v = check(name, tasks).unwrap();
+            assert_eq!(v.violated.is_some(), crosses, "{name}/{tasks}: {v:#?}");
+            if crosses {
+                assert_eq!(v.violated, Some(Invariant::NoCrossCommit));
+                // The last step is a commit holding another task's edit.
+                let last = v.counterexample.last().unwrap();
+                assert!(last.contains("Commit("), "{name}: {last}");
+            }
+        }
+    }
+}
+
+#[test]
 fn unknown_model_is_none() {
     assert!(check("no-such-model", 2).is_none());
 }
