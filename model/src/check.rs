@@ -10,6 +10,8 @@ use stateright::{Checker, Model};
 pub const MODELS: &[&str] = &[
     "naive-reap",
     "registry-rmw",
+    "registry-150ms",
+    "dir-election",
     "baton-lock-kernel",
     "baton-lock-file",
     "baton-election",
@@ -136,6 +138,8 @@ pub fn check(name: &str, instances: usize) -> Option<Verdict> {
         "baton-lock-kernel" => crate::lock_kernel::check(instances),
         "baton-lock-file" => crate::lock_file::check(instances),
         "registry-rmw" => crate::registry::check(instances),
+        "registry-150ms" => crate::registry_150ms::check(instances),
+        "dir-election" => crate::dir_election::check(instances),
         "baton-election" => crate::election::check(instances),
         "commit-shared-index" => {
             crate::commits::check(crate::commits::Variant::SharedIndex, instances)

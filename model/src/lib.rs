@@ -14,10 +14,12 @@
 
 mod check;
 mod commits;
+mod dir_election;
 mod election;
 mod lock_file;
 mod lock_kernel;
 mod naive_reap;
 mod registry;
+mod registry_150ms;
 
 pub use check::{MODELS, Verdict, check};
