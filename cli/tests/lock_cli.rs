@@ -171,8 +171,11 @@ fn crashed_file_mode_lock_on_this_host_is_reaped_without_waiting_for_staleness()
         dir.path().join("f.lock").exists(),
         "the crash left its lock"
     );
+    // The killed command may take a moment to finish dying, and while any
+    // process of it lives it still holds the lock (inherited descriptor):
+    // wait for that, but nowhere near the hour-long stale threshold.
     let o = run(baton(dir.path()).args([
-        "--json", "lock", "-n", "--mode", "file", "--stale", "3600", "f", "--", "true",
+        "--json", "lock", "-w", "20", "--mode", "file", "--stale", "3600", "f", "--", "true",
     ]));
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(json_events(&o).iter().any(|e| e["why"] == "owner-dead"));
