@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::bail;
-use baton_model::{MODELS, Verdict, check};
+use anyhow::{Context, bail};
+use baton_model::{MODELS, Verdict, check, explore};
 use serde_json::json;
 
 use crate::exit::Exit;
@@ -21,6 +21,10 @@ pub struct ModelArgs {
     /// Print every counterexample, not only unexpected ones.
     #[arg(long)]
     pub trace: bool,
+    /// Serve stateright's Explorer for `--model NAME` at ADDR (host:port)
+    /// to browse its states and counterexamples; runs until interrupted.
+    #[arg(long, value_name = "ADDR")]
+    pub explore: Option<String>,
 }
 
 /// Wall-clock time of the checker's own work, for the report.
@@ -112,6 +116,26 @@ pub fn print(verdicts: &[(Verdict, Duration)], json_mode: bool, trace: bool) {
 }
 
 pub fn run(args: ModelArgs, json_mode: bool) -> anyhow::Result<Exit> {
+    if let Some(addr) = &args.explore {
+        if args.model == "all" || !MODELS.contains(&args.model.as_str()) {
+            bail!(
+                "--explore needs one model (--model NAME): {}",
+                MODELS.join(", ")
+            );
+        }
+        // Bind first, so a taken address is a clean error (the Explorer
+        // itself would panic), then hand the address over.
+        drop(
+            std::net::TcpListener::bind(addr)
+                .with_context(|| format!("--explore {addr}: cannot listen"))?,
+        );
+        eprintln!(
+            "baton: exploring {} ({} instances) at http://{addr}/ until interrupted",
+            args.model, args.instances
+        );
+        explore(&args.model, args.instances, addr).expect("a listed model");
+        return Ok(Exit::Ok);
+    }
     let verdicts = check_models(&args.model, args.instances)?;
     print(&verdicts, json_mode, args.trace);
     Ok(if verdicts.iter().all(|(v, _)| v.matches()) {

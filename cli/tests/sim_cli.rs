@@ -1,4 +1,5 @@
-//! `baton sim`, `baton verify` and replay tokens, through the binary.
+//! `baton sim`, `baton verify`, `baton model` and replay tokens, through the binary.
+#![allow(clippy::disallowed_methods)] // tests wait on real time
 
 use std::process::{Command, Output};
 
@@ -151,4 +152,64 @@ fn verify_prints_one_table_and_exits_0_when_every_verdict_matches() {
         assert!(checked, "{} is checked nowhere:\n{text}", p.name);
     }
     assert!(!text.contains("UNEXPECTED"), "{text}");
+}
+
+#[test]
+fn model_explorer_serves_the_model_over_http() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(BATON)
+        .args([
+            "model",
+            "--model",
+            "registry-rmw",
+            "--instances",
+            "2",
+            "--explore",
+            &addr,
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let reply = loop {
+        if let Ok(mut s) = TcpStream::connect(&addr) {
+            s.write_all(b"GET /.status HTTP/1.0\r\nHost: localhost\r\n\r\n")
+                .unwrap();
+            let mut reply = String::new();
+            let _ = s.read_to_string(&mut reply);
+            break reply;
+        }
+        assert!(Instant::now() < deadline, "the explorer never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(
+        reply.lines().next().is_some_and(|l| l.contains(" 200 ")),
+        "{reply}"
+    );
+    assert!(reply.contains("single-primary"), "{reply}");
+}
+
+#[test]
+fn explorer_needs_one_model_and_a_free_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for args in [
+        &["model", "--explore", "127.0.0.1:0"][..],
+        &["model", "--model", "naive-reap", "--explore", &addr],
+    ] {
+        let o = baton(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }

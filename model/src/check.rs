@@ -130,6 +130,65 @@ where
     }
 }
 
+/// Serves stateright's Explorer for the model `name` at `addr` (a web UI
+/// to step through states and see each property's status). Blocks while
+/// serving; `None` if there is no such model.
+pub fn explore(name: &str, instances: usize, addr: &str) -> Option<()> {
+    use crate::commits::{Commits, Variant};
+    let crashes = 1;
+    let procs = instances;
+    match name {
+        "naive-reap" => drop(
+            crate::naive_reap::NaiveReap { procs, crashes }
+                .checker()
+                .serve(addr),
+        ),
+        "registry-rmw" => drop(crate::registry::RegistryRmw { procs }.checker().serve(addr)),
+        "registry-150ms" => drop(
+            crate::registry_150ms::Registry150ms { procs }
+                .checker()
+                .serve(addr),
+        ),
+        "dir-election" => drop(
+            crate::dir_election::DirElection { procs }
+                .checker()
+                .serve(addr),
+        ),
+        "baton-lock-kernel" => drop(
+            crate::lock_kernel::KernelLock { procs, crashes }
+                .checker()
+                .serve(addr),
+        ),
+        "baton-lock-file" => drop(
+            crate::lock_file::FileLock { procs, crashes }
+                .checker()
+                .serve(addr),
+        ),
+        "baton-election" => drop(
+            crate::election::KernelElection { procs, crashes }
+                .checker()
+                .serve(addr),
+        ),
+        "commit-shared-index" | "commit-lock-staging" | "baton-txn" => {
+            let variant = match name {
+                "commit-shared-index" => Variant::SharedIndex,
+                "commit-lock-staging" => Variant::LockStaging,
+                _ => Variant::Txn,
+            };
+            drop(
+                Commits {
+                    variant,
+                    tasks: procs,
+                }
+                .checker()
+                .serve(addr),
+            )
+        }
+        _ => return None,
+    }
+    Some(())
+}
+
 /// Checks the model `name` with `instances` processes.
 pub fn check(name: &str, instances: usize) -> Option<Verdict> {
     assert!(instances >= 1, "a model needs an instance");

@@ -22,4 +22,4 @@ mod naive_reap;
 mod registry;
 mod registry_150ms;
 
-pub use check::{MODELS, Verdict, check};
+pub use check::{MODELS, Verdict, check, explore};
