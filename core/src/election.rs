@@ -144,8 +144,18 @@ impl Election {
                 env.sync_dir(parent)
                     .map_err(IoFailure::at("sync directory", parent))?;
             }
-            if created && dir.file_name() == Some(".baton".as_ref()) {
-                write_atomic(env, &dir.join(".gitignore"), b"*\n")?;
+            if dir.file_name() == Some(".baton".as_ref()) {
+                // Also when found without one: its creator may have died
+                // between the mkdir and this write.
+                let ignore = dir.join(".gitignore");
+                let missing = match env.metadata(&ignore) {
+                    Ok(_) => false,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+                    Err(e) => return Err(IoFailure::at("stat", &ignore)(e).into()),
+                };
+                if created || missing {
+                    write_atomic(env, &ignore, b"*\n")?;
+                }
             }
         }
         Ok(())

@@ -320,3 +320,19 @@ fn missing_directory_is_an_error_naming_the_path() {
         assert!(msg.contains("No such file"), "{mode}: {msg}");
     }
 }
+
+#[test]
+fn baton_directory_hides_itself_from_git_even_if_its_creator_died_before_saying_so() {
+    use baton_core::election::Election;
+    let dir = tempfile::tempdir().unwrap();
+    let env = env();
+    // A `.baton` left without its .gitignore (creator killed in between).
+    std::fs::create_dir(dir.path().join(".baton")).unwrap();
+    Election::new(dir.path().join(".baton").join("election"))
+        .prepare(&env)
+        .unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join(".baton").join(".gitignore")).unwrap(),
+        b"*\n"
+    );
+}
