@@ -181,7 +181,10 @@ impl Caller {
             drop(k);
             unwind(aborted);
         }
+        let mut k = k;
+        k.pending[self.slot] = Some(site);
         let mut k = self.shared.switch(k, Some(self.slot));
+        k.pending[self.slot] = None;
         self.unwind_if_dead(&k);
         if !k.in_fault_phase() {
             return Ok(k);

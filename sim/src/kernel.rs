@@ -27,7 +27,7 @@ use crate::fault::FaultPlan;
 use crate::fs::{CrashFate, Ino, SimFs};
 use crate::oracle::{Finding, Oracle, Violation};
 use crate::rng::Rng;
-use crate::strategy::Strategy;
+use crate::strategy::{Guided, Strategy};
 
 /// Virtual cost of one environment call.
 pub const CALL_NS: u64 = 20_000;
@@ -102,6 +102,8 @@ pub(crate) struct Kernel {
     pub aborted: bool,
     pub finished: bool,
     pub limits: Limits,
+    /// The call each process waiting for its turn is about to make.
+    pub pending: Vec<Option<crate::fault::Site>>,
     pub trace: Option<Vec<String>>,
     hash: DefaultHasher,
     /// Randomness the processes see (tokens, jitter, read_dir order).
@@ -140,6 +142,7 @@ impl Kernel {
             aborted: false,
             finished: false,
             limits,
+            pending: vec![None; procs],
             trace: trace.then(Vec::new),
             hash: DefaultHasher::new(),
             rng: Rng::stream(seed, 0xE4F),
@@ -412,9 +415,26 @@ impl Kernel {
             let runnable: Vec<usize> = (0..self.procs.len())
                 .filter(|&i| self.procs[i].state == PState::Runnable)
                 .collect();
-            if !runnable.is_empty() {
-                let last = last.filter(|l| runnable.contains(l));
-                return Some(self.strategy.pick(&runnable, last, self.step));
+            let guided = if runnable.is_empty() {
+                Guided::Wait
+            } else {
+                self.strategy.follow(&runnable, &self.pending)
+            };
+            let someone_wakes = self.procs.iter().any(|p| {
+                matches!(
+                    p.state,
+                    PState::Sleeping { .. }
+                        | PState::Paused { .. }
+                        | PState::Blocked { until: Some(_), .. }
+                )
+            });
+            match guided {
+                Guided::Run(p) => return Some(p),
+                Guided::Wait if runnable.is_empty() || someone_wakes => {}
+                Guided::Wait | Guided::Off => {
+                    let last = last.filter(|l| runnable.contains(l));
+                    return Some(self.strategy.pick(&runnable, last, self.step));
+                }
             }
             let wake = self
                 .procs

@@ -65,5 +65,5 @@ pub mod strategy;
 pub use env::{Probe, SimEnv, SimFile};
 pub use fault::FaultKinds;
 pub use oracle::{Finding, Violation};
-pub use run::{Check, Config, Report, Role, Scenario, check, replay, run, shrink};
+pub use run::{Check, Config, Report, Role, Scenario, check, replay, run, run_guided, shrink};
 pub use strategy::StrategyKind;

@@ -246,6 +246,19 @@ pub struct Report {
 
 /// Runs one configuration of `scenario`. With `trace`, records every step.
 pub fn run(scenario: &Scenario, config: &Config, trace: bool) -> Report {
+    run_guided(scenario, config, trace, Vec::new())
+}
+
+/// Runs `scenario` following `guide` first: process `p` makes a call at
+/// `site`, for each step in order (see `Strategy::follow`); then the
+/// configured strategy. How a model checker's counterexample is replayed
+/// against production code.
+pub fn run_guided(
+    scenario: &Scenario,
+    config: &Config,
+    trace: bool,
+    guide: Vec<(usize, crate::fault::Site)>,
+) -> Report {
     assert!(config.procs > 0, "a run needs a process");
     let mut fs = SimFs::new(epoch());
     (scenario.setup)(&mut fs);
@@ -265,12 +278,13 @@ pub fn run(scenario: &Scenario, config: &Config, trace: bool) -> Report {
         max_steps: scenario.max_steps,
         max_restarts: scenario.max_restarts,
     };
-    let strategy = Strategy::new(
+    let mut strategy = Strategy::new(
         config.strategy,
         config.seed,
         config.procs,
         config.script.clone(),
     );
+    strategy.guide = guide.into();
     let kernel = Kernel::new(
         fs,
         config.procs,

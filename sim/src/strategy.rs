@@ -19,6 +19,9 @@
 //! runnable; these strategies only choose among them, which is the part
 //! shuttle's schedulers would do.
 
+use std::collections::VecDeque;
+
+use crate::fault::Site;
 use crate::rng::Rng;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +54,21 @@ pub struct Strategy {
     /// Choices taken at each choice point with more than one option:
     /// (index taken, number of options).
     pub log: Vec<(u32, u32)>,
+    /// A schedule to follow before the strategy takes over: each process
+    /// is to make a call at this site, in this order (a model
+    /// checker's counterexample, replayed against production code).
+    pub guide: VecDeque<(usize, Site)>,
+}
+
+/// What following a guide decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guided {
+    /// No guide (left): the strategy decides.
+    Off,
+    Run(usize),
+    /// The next step's process is not runnable yet, and every runnable one
+    /// would overtake its own next step: let time pass.
+    Wait,
 }
 
 impl Strategy {
@@ -74,6 +92,30 @@ impl Strategy {
             change_points,
             script,
             log: Vec::new(),
+            guide: VecDeque::new(),
+        }
+    }
+
+    /// Follows the guide: run the next step's process until it makes that
+    /// call; meanwhile others may run, but not into their own next step.
+    /// `pending[p]` is the call process `p` is about to make, if known.
+    pub fn follow(&mut self, runnable: &[usize], pending: &[Option<Site>]) -> Guided {
+        let Some(&(p, site)) = self.guide.front() else {
+            return Guided::Off;
+        };
+        if runnable.contains(&p) {
+            if pending[p] == Some(site) {
+                self.guide.pop_front();
+            }
+            return Guided::Run(p);
+        }
+        let next_of = |q: usize| self.guide.iter().find(|(r, _)| *r == q).map(|(_, s)| *s);
+        match runnable
+            .iter()
+            .find(|&&q| next_of(q).is_none_or(|s| pending[q] != Some(s)))
+        {
+            Some(&q) => Guided::Run(q),
+            None => Guided::Wait,
         }
     }
 
