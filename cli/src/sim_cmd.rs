@@ -69,6 +69,8 @@ pub struct Verdict {
     /// A known-bad scenario's violation of another invariant than the one
     /// expected, met on the way (not shrunk).
     pub also: Option<Report>,
+    /// `dfs`: whether every schedule within its bounds was run.
+    pub exhausted: Option<bool>,
 }
 
 impl Verdict {
@@ -118,6 +120,9 @@ impl Verdict {
             "schedules_per_s": self.per_second(self.seeds),
             "calls_per_s": self.per_second(self.steps),
         });
+        if let Some(exhausted) = self.exhausted {
+            v["exhausted"] = json!(exhausted);
+        }
         if let Some(r) = &self.found
             && let Some(violation) = &r.violation
         {
@@ -170,10 +175,11 @@ pub fn check_scenario(s: &Scenario, strategy: StrategyKind, first: u64, seeds: u
             }
         }
     };
-    let c = if strategy == StrategyKind::Dfs {
-        baton_sim::explore::dfs(s, first, seeds, &mut progress).check
+    let (c, exhausted) = if strategy == StrategyKind::Dfs {
+        let e = baton_sim::explore::dfs(s, first, seeds, &mut progress);
+        (e.check, Some(e.exhausted))
     } else {
-        check(s, strategy, first, seeds, &mut progress)
+        (check(s, strategy, first, seeds, &mut progress), None)
     };
     let elapsed = elapsed();
     if tty {
@@ -188,6 +194,7 @@ pub fn check_scenario(s: &Scenario, strategy: StrategyKind, first: u64, seeds: u
         elapsed,
         found: c.failure.map(|f| shrink(s, &f)),
         also: c.other,
+        exhausted,
     }
 }
 
@@ -207,6 +214,7 @@ pub fn print_table(verdicts: &[Verdict], json: bool, trace: bool) {
     for v in verdicts {
         let first = match &v.found {
             Some(r) => format!("{} steps, replay {}", r.steps, r.config),
+            None if v.exhausted == Some(true) => "- (bounded space exhausted)".into(),
             None => "-".into(),
         };
         let mark = if v.matches() { "" } else { "  << UNEXPECTED" };
@@ -292,6 +300,7 @@ fn replay_token(token: &str, json: bool) -> anyhow::Result<Exit> {
         elapsed: Duration::ZERO,
         found: report.violation.is_some().then(|| report.clone()),
         also: None,
+        exhausted: None,
     };
     let mut out = std::io::stdout().lock();
     if json {

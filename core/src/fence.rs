@@ -6,7 +6,8 @@
 //! or a protocol without held leadership), its writes stop landing as soon
 //! as the new primary's first one has: the resource itself rejects the
 //! lower token (Kleppmann's fencing). Each line is `EPOCH<TAB>ENTRY`;
-//! appends are serialised by the log's sidecar lock in kernel mode and made
+//! appends are serialised by the log's sidecar lock (kernel mode, or
+//! exclusive-file mode on a network filesystem) and made
 //! durable (file and directory) before the append returns. A torn last line
 //! left by a machine crash was never acknowledged: readers skip it and the
 //! next append overwrites it.
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use crate::env::{Env, OpenFile};
 use crate::error::IoFailure;
-use crate::lock::{self, LockError, LockOptions, Mode, Wait};
+use crate::lock::{self, LockError, LockOptions, Wait};
 
 /// How long an append waits for another appender.
 const APPEND_WAIT: Duration = Duration::from_secs(10);
@@ -70,7 +71,10 @@ fn parse(bytes: &[u8]) -> Vec<(u64, String)> {
 /// Appends `entry` under `epoch`, unless a newer epoch has written.
 pub fn append<E: Env>(env: &E, log: &Path, epoch: u64, entry: &str) -> Result<(), FenceError> {
     assert!(!entry.contains('\n'), "a log entry is one line");
-    let opts = LockOptions::new(Mode::Kernel, Wait::For(APPEND_WAIT));
+    // Kernel mode where kernel locks are trusted; exclusive-file mode on the
+    // network filesystems lease-mode primaries write from.
+    let mode = lock::mode_for(env, log)?;
+    let opts = LockOptions::new(mode, Wait::For(APPEND_WAIT));
     let Some(guard) = lock::acquire(env, log, &opts, &mut |_| {})? else {
         return Err(FenceError::Busy {
             path: log.to_owned(),

@@ -669,29 +669,6 @@ impl SimFs {
             }
         }
     }
-
-    /// Every path and its kind, for comparing trees (`"d"` or the contents).
-    pub fn tree(&self) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-        let mut out = BTreeMap::new();
-        let mut todo = vec![(PathBuf::from("/"), ROOT)];
-        while let Some((path, dir)) = todo.pop() {
-            if let Node::Dir { entries, .. } = &self.inodes[&dir].node {
-                for (name, &ino) in entries {
-                    let child = path.join(name);
-                    match &self.inodes[&ino].node {
-                        Node::Dir { .. } => {
-                            out.insert(child.clone(), None);
-                            todo.push((child, ino));
-                        }
-                        Node::File { data, .. } => {
-                            out.insert(child, Some(data.clone()));
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
 }
 
 #[cfg(test)]

@@ -7,14 +7,15 @@
 //!   and a page cache whose unsynced data a machine crash may lose or tear.
 //! - [`env`]: `baton-core`'s environment traits on it, mirroring the real
 //!   environment; every call is a scheduling point.
-//! - [`kernel`](crate::run): processes on a deterministic scheduler, with
+//! - the kernel (private): processes on a deterministic scheduler, with
 //!   virtual time, per-process skewed clocks and faults drawn from the seed
 //!   ([`fault`]): crashes at any call, machine crashes, pauses, clock steps,
 //!   pid reuse, injected I/O errors.
 //! - [`oracle`]: the invariants of DESIGN.md, checked as the run goes, and
 //!   liveness checked the VOPR way: after the fault phase the world heals and
 //!   every process must finish within a bound.
-//! - [`run`]: one seed, many seeds, replay tokens, shrinking.
+//! - [`run`]: one seed, many seeds, replay tokens, shrinking, guided replay
+//!   of a model's counterexample; [`explore`]: bounded-exhaustive DFS.
 //!
 //! # Checking your own protocol
 //!

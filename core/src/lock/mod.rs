@@ -70,7 +70,8 @@
 //! What this cannot protect against: a tool that deletes lock files without
 //! baton's protocol, and filesystems where `flock` is silently a no-op. On a
 //! filesystem that rejects `flock` outright, waiters cannot serialise their
-//! removals, so they never reap by observation and say so.
+//! removals, so they reap nothing (not even a provably dead owner's lock)
+//! and say so (`CannotReap`).
 //!
 //! # Waiting
 //!
