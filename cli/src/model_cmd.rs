@@ -69,7 +69,15 @@ pub fn print(verdicts: &[(Verdict, Duration)], json_mode: bool, trace: bool) {
                     "states": v.states,
                     "unique_states": v.unique_states,
                     "depth": v.depth,
+                    "symmetry": v.symmetry,
+                    "progress": v.progress.as_ref().map(|p| json!({
+                        "what": p.what,
+                        "bound": p.bound,
+                        "worst": p.worst,
+                        "holds": p.holds(),
+                    })),
                     "ms": took.as_millis() as u64,
+                    "states_per_second": per_second(v.states, *took),
                     "counterexample": v.counterexample,
                 })
             );
@@ -78,8 +86,17 @@ pub fn print(verdicts: &[(Verdict, Duration)], json_mode: bool, trace: bool) {
     }
     let _ = writeln!(
         out,
-        "{:<20} {:>4} {:<28} {:<28} {:>10} {:>10} {:>6} {:>8}",
-        "model", "n", "expected", "outcome", "states", "unique", "depth", "ms"
+        "{:<20} {:>2} {:<27} {:<27} {:>9} {:>9} {:>5} {:>6} {:>9} {:>8}",
+        "model",
+        "n",
+        "expected",
+        "outcome",
+        "states",
+        "unique",
+        "depth",
+        "ms",
+        "states/s",
+        "progress"
     );
     for (v, took) in verdicts {
         let mark = if v.matches() { "" } else { "  << UNEXPECTED" };
@@ -88,17 +105,29 @@ pub fn print(verdicts: &[(Verdict, Duration)], json_mode: bool, trace: bool) {
         } else {
             format!("  (vacuous: {})", v.vacuous.join(", "))
         };
+        // Unique states are per class of renumbered processes where the
+        // model is reduced by symmetry (marked `~`).
+        let unique = format!("{}{}", if v.symmetry { "~" } else { "" }, v.unique_states);
+        let progress = match &v.progress {
+            None => "-".to_owned(),
+            Some(p) => match p.worst {
+                Some(w) => format!("{w}/{}", p.bound),
+                None => format!("never/{}", p.bound),
+            },
+        };
         let _ = writeln!(
             out,
-            "{:<20} {:>4} {:<28} {:<28} {:>10} {:>10} {:>6} {:>8}{mark}{vacuous}",
+            "{:<20} {:>2} {:<27} {:<27} {:>9} {:>9} {:>5} {:>6} {:>9} {:>8}{mark}{vacuous}",
             v.name,
             v.instances,
             v.expect.to_string(),
             v.outcome(),
             v.states,
-            v.unique_states,
+            unique,
             v.depth,
-            took.as_millis()
+            took.as_millis(),
+            per_second(v.states, *took),
+            progress,
         );
     }
     for (v, _) in verdicts {
@@ -112,6 +141,17 @@ pub fn print(verdicts: &[(Verdict, Duration)], json_mode: bool, trace: bool) {
                 let _ = writeln!(out, "  {line}");
             }
         }
+    }
+}
+
+/// States generated per second of wall time (0 for a check too quick to
+/// time).
+fn per_second(states: usize, took: Duration) -> u64 {
+    let secs = took.as_secs_f64();
+    if secs < 1e-4 {
+        0
+    } else {
+        (states as f64 / secs) as u64
     }
 }
 

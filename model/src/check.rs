@@ -6,6 +6,8 @@ use std::hash::Hash;
 use baton_core::catalogue::{self, Expect, Invariant};
 use stateright::{Checker, Model};
 
+use crate::progress::{self, Progress, ProgressVerdict};
+
 /// The models, by catalogue name.
 pub const MODELS: &[&str] = &[
     "naive-reap",
@@ -32,13 +34,19 @@ pub struct Verdict {
     pub name: &'static str,
     pub expect: Expect,
     pub instances: usize,
-    /// The first safety property broken, if any.
+    /// The first property broken, if any: a safety property, or
+    /// [`Invariant::Liveness`] when the bounded progress check fails.
     pub violated: Option<Invariant>,
     /// `sometimes` properties with no example: the model is vacuous there.
     pub vacuous: Vec<&'static str>,
     pub states: usize,
     pub unique_states: usize,
     pub depth: usize,
+    /// Whether states equal up to a permutation of process ids were
+    /// explored once (depth-first; breadth-first otherwise).
+    pub symmetry: bool,
+    /// The bounded progress check, for models that state one.
+    pub progress: Option<ProgressVerdict>,
     /// The counterexample: the start state, then one numbered line per
     /// action with the state it led to.
     pub counterexample: Vec<String>,
@@ -61,15 +69,29 @@ impl Verdict {
     }
 }
 
-/// Exhausts `model` (breadth first, so counterexamples are shortest) and
-/// reads the named properties: `safety` are `always` properties named
-/// after invariants, `examples` are `sometimes` properties.
+/// A state's representative under renumbering of processes.
+pub(crate) type Representative<M> = fn(&<M as Model>::State) -> <M as Model>::State;
+
+/// What to check of a model.
+pub(crate) struct Checks<M: Model> {
+    /// `always` properties, named after invariants.
+    pub safety: &'static [Invariant],
+    /// `sometimes` properties: each must have an example.
+    pub examples: &'static [&'static str],
+    /// A representative of each state's class under permutations of process
+    /// ids, for protocols that never compare ids.
+    pub symmetry: Option<Representative<M>>,
+    pub progress: Option<Progress<M>>,
+}
+
+/// Exhausts `model` and reads the named properties. Without symmetry the
+/// search is breadth first, so counterexamples are shortest; with it,
+/// stateright reduces only depth first.
 pub(crate) fn exhaust<M>(
     name: &'static str,
     instances: usize,
     model: M,
-    safety: &[Invariant],
-    examples: &[&'static str],
+    checks: Checks<M>,
 ) -> Verdict
 where
     M: Model + Send + Sync + 'static,
@@ -81,10 +103,48 @@ where
         .into_iter()
         .map(|p| (p.name, p.condition))
         .collect();
-    let checker = model.checker().spawn_bfs().join();
+    let progress = checks.progress.as_ref().map(|p| progress::check(&model, p));
+    let builder = model.checker();
+    match checks.symmetry {
+        Some(representative) => read(
+            name,
+            instances,
+            builder.symmetry_fn(representative).spawn_dfs().join(),
+            &conditions,
+            checks,
+            progress,
+        ),
+        None => read(
+            name,
+            instances,
+            builder.spawn_bfs().join(),
+            &conditions,
+            checks,
+            progress,
+        ),
+    }
+}
+
+type Condition<M> = fn(&M, &<M as Model>::State) -> bool;
+
+/// The verdict of a finished checker.
+fn read<M, C>(
+    name: &'static str,
+    instances: usize,
+    checker: C,
+    conditions: &[(&'static str, Condition<M>)],
+    checks: Checks<M>,
+    progress: Option<ProgressVerdict>,
+) -> Verdict
+where
+    M: Model,
+    M::State: Hash + Debug + Clone + PartialEq,
+    M::Action: Debug + Clone + PartialEq,
+    C: Checker<M>,
+{
     let mut violated = None;
     let mut counterexample = Vec::new();
-    for inv in safety {
+    for inv in checks.safety {
         if let Some(path) = checker.discovery(inv.name()) {
             violated = Some(*inv);
             // Path entries are (state, action taken from it); print each
@@ -111,7 +171,15 @@ where
             break;
         }
     }
-    let vacuous = examples
+    if let Some(p) = progress
+        .as_ref()
+        .filter(|p| violated.is_none() && !p.holds())
+    {
+        violated = Some(Invariant::Liveness);
+        counterexample = p.trap.clone();
+    }
+    let vacuous = checks
+        .examples
         .iter()
         .filter(|e| checker.discovery(e).is_none())
         .copied()
@@ -126,6 +194,8 @@ where
         states: checker.state_count(),
         unique_states: checker.unique_state_count(),
         depth: checker.max_depth(),
+        symmetry: checks.symmetry.is_some(),
+        progress,
         counterexample,
     }
 }
@@ -139,9 +209,12 @@ pub fn explore(name: &str, instances: usize, addr: &str) -> Option<()> {
     let procs = instances;
     match name {
         "naive-reap" => drop(
-            crate::naive_reap::NaiveReap { procs, crashes }
-                .checker()
-                .serve(addr),
+            crate::naive_reap::NaiveReap {
+                procs,
+                faults: crate::naive_reap::ALL_FAULTS,
+            }
+            .checker()
+            .serve(addr),
         ),
         "registry-rmw" => drop(crate::registry::RegistryRmw { procs }.checker().serve(addr)),
         "registry-150ms" => drop(
@@ -160,9 +233,14 @@ pub fn explore(name: &str, instances: usize, addr: &str) -> Option<()> {
                 .serve(addr),
         ),
         "baton-lock-file" => drop(
-            crate::lock_file::FileLock { procs, crashes }
-                .checker()
-                .serve(addr),
+            crate::lock_file::FileLock {
+                procs,
+                crashes,
+                liveness: crate::lock_file::Liveness::Identity,
+                recheck_name: true,
+            }
+            .checker()
+            .serve(addr),
         ),
         "baton-election" => drop(
             crate::election::KernelElection { procs, crashes }

@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
-use crate::check::{Verdict, exhaust};
+use crate::check::{Checks, Verdict, exhaust};
 
 /// Which protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,7 +224,11 @@ pub fn check(variant: Variant, tasks: usize) -> Verdict {
         name,
         tasks,
         Commits { variant, tasks },
-        &[Invariant::NoCrossCommit],
-        &["every task committed"],
+        Checks {
+            safety: &[Invariant::NoCrossCommit],
+            examples: &["every task committed"],
+            symmetry: None,
+            progress: None,
+        },
     )
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
-use crate::check::{Verdict, exhaust};
+use crate::check::{Checks, Verdict, exhaust};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Pc {
@@ -96,7 +96,11 @@ pub fn check(procs: usize) -> Verdict {
         "dir-election",
         procs,
         DirElection { procs },
-        &[Invariant::SinglePrimary],
-        &["a primary is elected"],
+        Checks {
+            safety: &[Invariant::SinglePrimary],
+            examples: &["a primary is elected"],
+            symmetry: None,
+            progress: None,
+        },
     )
 }

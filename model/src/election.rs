@@ -6,11 +6,13 @@
 use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
-use crate::check::{Verdict, exhaust, may_crash};
+use crate::check::{Checks, Verdict, exhaust, may_crash};
+use crate::progress::Progress;
+use crate::symmetry::Permutation;
 
 const TERMS: u8 = 2;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Pc {
     Campaign,
     /// Holding the lock: read `leader.json` next.
@@ -46,6 +48,7 @@ pub enum Action {
     Crash(u8),
 }
 
+#[derive(Debug)]
 pub struct KernelElection {
     pub procs: usize,
     pub crashes: usize,
@@ -130,12 +133,11 @@ impl Model for KernelElection {
 
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
+            // At most one acts, and it carries the newest epoch (so a
+            // fenced sink would accept it).
             Property::always(Invariant::SinglePrimary.name(), |_, s: &State| {
-                acting(s).len() <= 1
-            }),
-            // The fence: whoever acts carries the newest epoch.
-            Property::always("acting epoch is the newest", |_, s: &State| {
-                acting(s).iter().all(|&e| e == s.epoch)
+                let acting = acting(s);
+                acting.len() <= 1 && acting.iter().all(|&e| e == s.epoch)
             }),
             Property::sometimes("a later term after a crash", |_, s: &State| {
                 s.alive.iter().any(|a| !a) && acting(s).iter().any(|&e| e >= 2)
@@ -144,12 +146,45 @@ impl Model for KernelElection {
     }
 }
 
+/// Processes renumbered in a canonical order: the election never
+/// compares ids (whoever locks first leads).
+pub fn representative(s: &State) -> State {
+    let perm = Permutation::sorting(s.pcs.len(), |i| (s.pcs[i], s.terms[i], s.alive[i]));
+    State {
+        flock: s.flock.map(|p| perm.id(p)),
+        pcs: perm.apply(&s.pcs),
+        terms: perm.apply(&s.terms),
+        alive: perm.apply(&s.alive),
+        ..s.clone()
+    }
+}
+
+/// Fault-free steps from anywhere to a primary acting: with no live
+/// primary the kernel has freed the leader lock, so a campaigner locks
+/// it, reads the epoch and writes the next.
+pub const PROGRESS_BOUND: usize = 3;
+
 pub fn check(procs: usize) -> Verdict {
     exhaust(
         "baton-election",
         procs,
-        KernelElection { procs, crashes: 1 },
-        &[Invariant::SinglePrimary],
-        &["a later term after a crash"],
+        KernelElection {
+            procs,
+            crashes: procs - 1,
+        },
+        Checks {
+            safety: &[Invariant::SinglePrimary],
+            examples: &["a later term after a crash"],
+            symmetry: Some(representative),
+            progress: Some(Progress {
+                what: "a live primary acts, or all are done",
+                goal: |s| {
+                    !acting(s).is_empty()
+                        || (0..s.pcs.len()).all(|i| !s.alive[i] || s.pcs[i] == Pc::Done)
+                },
+                fault: |a| matches!(a, Action::Crash(_)),
+                bound: PROGRESS_BOUND,
+            }),
+        },
     )
 }

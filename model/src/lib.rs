@@ -16,10 +16,13 @@ mod check;
 mod commits;
 mod dir_election;
 mod election;
-mod lock_file;
+pub mod lock_file;
 mod lock_kernel;
-mod naive_reap;
+pub mod naive_reap;
+mod progress;
 mod registry;
 mod registry_150ms;
+mod symmetry;
 
 pub use check::{MODELS, Verdict, check, explore};
+pub use progress::ProgressVerdict;

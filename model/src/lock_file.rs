@@ -4,13 +4,23 @@
 //! while holding it the waiter checks the name still points at that inode
 //! and that the owner is dead, then unlinks. Release, too, unlinks only
 //! under the holder's own `flock` after the same check.
+//!
+//! The owner's liveness is judged by identity (pid and start time), so a
+//! crashed owner whose pid was reused by another process is still dead.
+//! Two variants show what each half of the protocol is for: judging by pid
+//! alone (as `kill(pid, 0)` does) leaves a reused pid's lock in place for
+//! ever (the bounded progress check fails), and unlinking without the
+//! name re-check lets the slower of two reapers unlink the faster one's
+//! fresh lock (mutual exclusion fails). The tests check both.
 
 use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
-use crate::check::{Verdict, exhaust, may_crash};
+use crate::check::{Checks, Verdict, exhaust, may_crash};
+use crate::progress::Progress;
+use crate::symmetry::Permutation;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Pc {
     Publish,
     /// `open` the lock file's name.
@@ -42,6 +52,8 @@ pub struct State {
     pub flock: Vec<Option<u8>>,
     pub pcs: Vec<Pc>,
     pub alive: Vec<bool>,
+    /// Per process: its pid now belongs to another, unrelated process.
+    pub pid_reused: Vec<bool>,
     pub reaped: bool,
 }
 
@@ -57,11 +69,27 @@ pub enum Action {
     /// Holder: check the name is its inode, `unlink`, close.
     Release(u8),
     Crash(u8),
+    /// A dead process's pid is given to a new, unrelated process.
+    ReusePid(u8),
 }
 
+/// How a reaper decides the owner is dead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    /// baton: the pid's process must have the recorded start time.
+    Identity,
+    /// `kill(pid, 0)`: any process with the pid counts as the owner.
+    PidOnly,
+}
+
+#[derive(Debug)]
 pub struct FileLock {
     pub procs: usize,
     pub crashes: usize,
+    pub liveness: Liveness,
+    /// Re-check, holding the inode's flock, that the name still points at
+    /// it before unlinking.
+    pub recheck_name: bool,
 }
 
 fn holders(s: &State) -> usize {
@@ -89,6 +117,7 @@ impl Model for FileLock {
             flock: Vec::new(),
             pcs: vec![Pc::Publish; self.procs],
             alive: vec![true; self.procs],
+            pid_reused: vec![false; self.procs],
             reaped: false,
         }]
     }
@@ -110,6 +139,11 @@ impl Model for FileLock {
             });
             if may_crash(&s.alive, self.crashes) {
                 actions.push(Action::Crash(p));
+            }
+        }
+        for i in 0..self.procs {
+            if !s.alive[i] && !s.pid_reused[i] {
+                actions.push(Action::ReusePid(i as u8));
             }
         }
     }
@@ -150,8 +184,13 @@ impl Model for FileLock {
                 let Pc::Judge { ino } = s.pcs[p as usize] else {
                     unreachable!()
                 };
-                let owner_dead = !s.alive[s.owner[ino as usize] as usize];
-                if s.name == Some(ino) && owner_dead {
+                let owner = s.owner[ino as usize] as usize;
+                let owner_dead = match self.liveness {
+                    Liveness::Identity => !s.alive[owner],
+                    Liveness::PidOnly => !s.alive[owner] && !s.pid_reused[owner],
+                };
+                let named = s.name == Some(ino) || !self.recheck_name;
+                if named && owner_dead {
                     n.pcs[p as usize] = Pc::Reap { ino };
                 } else {
                     Self::unlock(&mut n, p, ino);
@@ -162,7 +201,9 @@ impl Model for FileLock {
                 let Pc::Reap { ino } = s.pcs[p as usize] else {
                     unreachable!()
                 };
-                n.name = None; // the checked name, unchanged under our flock
+                // With the re-check, the name is still ours: nobody else
+                // unlinks without this inode's flock, which we hold.
+                n.name = None;
                 n.reaped = true;
                 Self::unlock(&mut n, p, ino);
                 n.pcs[p as usize] = Pc::Publish;
@@ -177,6 +218,7 @@ impl Model for FileLock {
                 Self::unlock(&mut n, p, ino);
                 n.pcs[p as usize] = Pc::Done;
             }
+            Action::ReusePid(p) => n.pid_reused[p as usize] = true,
             Action::Crash(p) => {
                 n.alive[p as usize] = false;
                 for holder in n.flock.iter_mut() {
@@ -202,12 +244,57 @@ impl Model for FileLock {
     }
 }
 
+/// Processes renumbered in a canonical order: the protocol never
+/// compares process ids, only inodes and owners.
+pub fn representative(s: &State) -> State {
+    let perm = Permutation::sorting(s.pcs.len(), |i| (s.pcs[i], s.alive[i], s.pid_reused[i]));
+    State {
+        owner: s.owner.iter().map(|&p| perm.id(p)).collect(),
+        flock: s.flock.iter().map(|h| h.map(|p| perm.id(p))).collect(),
+        pcs: perm.apply(&s.pcs),
+        alive: perm.apply(&s.alive),
+        pid_reused: perm.apply(&s.pid_reused),
+        ..s.clone()
+    }
+}
+
+/// Progress: a live process holds the lock, or every live one is done.
+pub(crate) fn progress(bound: usize) -> Progress<FileLock> {
+    Progress {
+        what: "a live process holds the lock, or all are done",
+        goal: |s| holders(s) == 1 || (0..s.pcs.len()).all(|i| !s.alive[i] || s.pcs[i] == Pc::Done),
+        fault: |a| matches!(a, Action::Crash(_) | Action::ReusePid(_)),
+        bound,
+    }
+}
+
+/// Fault-free steps one waiter needs from anywhere: finish what it is
+/// doing (back off, or unlink), open, try the flock, judge, unlink a dead
+/// owner's lock, publish its own.
+pub const PROGRESS_BOUND: usize = 8;
+
 pub fn check(procs: usize) -> Verdict {
+    check_variant(procs, Liveness::Identity, true)
+}
+
+/// Checks a variant of the protocol (baton's is `Identity` with the name
+/// re-check).
+pub fn check_variant(procs: usize, liveness: Liveness, recheck_name: bool) -> Verdict {
+    let symmetric = liveness == Liveness::Identity && recheck_name;
     exhaust(
         "baton-lock-file",
         procs,
-        FileLock { procs, crashes: 1 },
-        &[Invariant::MutualExclusion],
-        &["dead holder's lock reaped", "lock taken after a reap"],
+        FileLock {
+            procs,
+            crashes: procs - 1,
+            liveness,
+            recheck_name,
+        },
+        Checks {
+            safety: &[Invariant::MutualExclusion],
+            examples: &["dead holder's lock reaped", "lock taken after a reap"],
+            symmetry: symmetric.then_some(representative as fn(&State) -> State),
+            progress: Some(progress(PROGRESS_BOUND)),
+        },
     )
 }

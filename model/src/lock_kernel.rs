@@ -1,13 +1,19 @@
 //! `baton-lock-kernel`: `flock` on a sidecar that is never unlinked. A
 //! crash releases the dead process's lock (the kernel closes its
 //! descriptors).
+//!
+//! Assumed, not modelled: nothing but baton unlinks the sidecar (a user's
+//! `rm` or `git clean -x` of a held sidecar lets the next process create a
+//! new one; no lock file protocol survives its file being deleted).
 
 use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
-use crate::check::{Verdict, exhaust, may_crash};
+use crate::check::{Checks, Verdict, exhaust, may_crash};
+use crate::progress::Progress;
+use crate::symmetry::Permutation;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Pc {
     Wait,
     Holding,
@@ -31,6 +37,7 @@ pub enum Action {
     Crash(u8),
 }
 
+#[derive(Debug)]
 pub struct KernelLock {
     pub procs: usize,
     pub crashes: usize,
@@ -104,12 +111,41 @@ impl Model for KernelLock {
     }
 }
 
+/// Processes renumbered in a canonical order (ids are never compared).
+pub fn representative(s: &State) -> State {
+    let perm = Permutation::sorting(s.pcs.len(), |i| (s.pcs[i], s.alive[i]));
+    State {
+        flock: s.flock.map(|p| perm.id(p)),
+        pcs: perm.apply(&s.pcs),
+        alive: perm.apply(&s.alive),
+    }
+}
+
+/// Fault-free steps from anywhere to a holder: with no live holder, the
+/// kernel has freed the lock (a dead holder's descriptors are closed), so
+/// one waiter's `flock` returns.
+pub const PROGRESS_BOUND: usize = 1;
+
 pub fn check(procs: usize) -> Verdict {
     exhaust(
         "baton-lock-kernel",
         procs,
-        KernelLock { procs, crashes: 1 },
-        &[Invariant::MutualExclusion],
-        &["lock taken after a holder crashed"],
+        KernelLock {
+            procs,
+            crashes: procs - 1,
+        },
+        Checks {
+            safety: &[Invariant::MutualExclusion],
+            examples: &["lock taken after a holder crashed"],
+            symmetry: Some(representative),
+            progress: Some(Progress {
+                what: "a live process holds the lock, or all are done",
+                goal: |s| {
+                    holders(s) == 1 || (0..s.pcs.len()).all(|i| !s.alive[i] || s.pcs[i] == Pc::Done)
+                },
+                fault: |a| matches!(a, Action::Crash(_)),
+                bound: PROGRESS_BOUND,
+            }),
+        },
     )
 }

@@ -4,7 +4,7 @@
 use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
-use crate::check::{Verdict, exhaust};
+use crate::check::{Checks, Verdict, exhaust};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Pc {
@@ -96,7 +96,11 @@ pub fn check(procs: usize) -> Verdict {
         "registry-rmw",
         procs,
         RegistryRmw { procs },
-        &[Invariant::SinglePrimary],
-        &["a primary is elected"],
+        Checks {
+            safety: &[Invariant::SinglePrimary],
+            examples: &["a primary is elected"],
+            symmetry: None,
+            progress: None,
+        },
     )
 }
