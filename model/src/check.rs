@@ -17,6 +17,8 @@ pub const MODELS: &[&str] = &[
     "baton-lock-kernel",
     "baton-lock-file",
     "baton-election",
+    "baton-election-lease",
+    "baton-election-lease-paused",
     "commit-shared-index",
     "commit-lock-staging",
     "baton-txn",
@@ -103,7 +105,10 @@ where
         .into_iter()
         .map(|p| (p.name, p.condition))
         .collect();
-    let progress = checks.progress.as_ref().map(|p| progress::check(&model, p));
+    let progress = checks
+        .progress
+        .as_ref()
+        .map(|p| progress::check(&model, p, checks.symmetry));
     let builder = model.checker();
     match checks.symmetry {
         Some(representative) => read(
@@ -247,6 +252,16 @@ pub fn explore(name: &str, instances: usize, addr: &str) -> Option<()> {
                 .checker()
                 .serve(addr),
         ),
+        "baton-election-lease" | "baton-election-lease-paused" => drop(
+            crate::lease::LeaseElection {
+                procs,
+                crashes,
+                pauses: u8::from(name.ends_with("paused")),
+                fenced: true,
+            }
+            .checker()
+            .serve(addr),
+        ),
         "commit-shared-index" | "commit-lock-staging" | "baton-txn" => {
             let variant = match name {
                 "commit-shared-index" => Variant::SharedIndex,
@@ -278,6 +293,8 @@ pub fn check(name: &str, instances: usize) -> Option<Verdict> {
         "registry-150ms" => crate::registry_150ms::check(instances),
         "dir-election" => crate::dir_election::check(instances),
         "baton-election" => crate::election::check(instances),
+        "baton-election-lease" => crate::lease::check(instances, false, true),
+        "baton-election-lease-paused" => crate::lease::check(instances, true, true),
         "commit-shared-index" => {
             crate::commits::check(crate::commits::Variant::SharedIndex, instances)
         }

@@ -5,17 +5,20 @@
 //!
 //! The simulator samples schedules of the real code; these models cover
 //! every schedule of the protocol's design for small instance counts. Each
-//! model states its safety properties (`always`), and `sometimes`
-//! properties proving it is not vacuous (a lock is taken, a stale lock is
-//! reaped, a failover happens). Faults are actions: a crash of any process
-//! at any step (bounded in number); the passage of time that makes a lock
-//! look old. Liveness is not checked with `eventually` here (it gives false
-//! negatives on cyclic paths); the simulator checks it after healing.
+//! model states its safety properties (`always`, named after the
+//! invariants), and `sometimes` properties proving it is not vacuous (a
+//! lock is taken, a stale lock is reaped, a failover happens). Faults are
+//! actions: a crash of any process at any step, pauses, pid reuse, and
+//! clock skew where the protocol reads clocks; time is a global tick.
+//! Liveness is checked as bounded progress ([`ProgressVerdict`]), not with
+//! `eventually`, which gives false negatives on cyclic paths. Protocols
+//! that never compare process ids are reduced by symmetry.
 
 mod check;
 mod commits;
 mod dir_election;
 mod election;
+pub mod lease;
 pub mod lock_file;
 mod lock_kernel;
 pub mod naive_reap;

@@ -24,6 +24,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use stateright::Model;
 
+use crate::check::Representative;
+
 /// What progress means for a model, and within how many steps it must be
 /// possible.
 pub(crate) struct Progress<M: Model> {
@@ -63,22 +65,37 @@ fn fingerprint<T: Hash>(t: &T) -> u64 {
 const ROOT: u32 = u32::MAX;
 const UNREACHED: u32 = u32::MAX;
 
-pub(crate) fn check<M>(model: &M, p: &Progress<M>) -> ProgressVerdict
+/// Checks `p` over every reachable state of `model`. With a
+/// `representative`, states equal up to renumbering of processes are one
+/// node (sound when the goal and the fault set do not name processes).
+pub(crate) fn check<M>(
+    model: &M,
+    p: &Progress<M>,
+    representative: Option<Representative<M>>,
+) -> ProgressVerdict
 where
     M: Model,
     M::State: Hash + Debug,
     M::Action: Debug,
 {
+    let canonical = |s: M::State| match representative {
+        Some(r) => r(&s),
+        None => s,
+    };
     // Forward: every reachable state, its parent, and its fault-free edges.
     let mut index: HashMap<u64, u32> = HashMap::new();
+    let mut fingerprints: Vec<u64> = Vec::new();
     // (parent, ordinal of the action taken from it, or of the init state)
     let mut parent: Vec<(u32, u16)> = Vec::new();
     let mut goal: Vec<bool> = Vec::new();
     let mut edges: Vec<(u32, u32)> = Vec::new(); // (from, to), fault-free
     let mut queue = VecDeque::new();
     for (i, s) in model.init_states().into_iter().enumerate() {
-        if let std::collections::hash_map::Entry::Vacant(e) = index.entry(fingerprint(&s)) {
+        let s = canonical(s);
+        let fp = fingerprint(&s);
+        if let std::collections::hash_map::Entry::Vacant(e) = index.entry(fp) {
             e.insert(parent.len() as u32);
+            fingerprints.push(fp);
             parent.push((ROOT, i as u16));
             goal.push((p.goal)(&s));
             queue.push_back(s);
@@ -94,11 +111,14 @@ where
             let Some(next) = model.next_state(&s, a) else {
                 continue;
             };
-            let to = match index.entry(fingerprint(&next)) {
+            let next = canonical(next);
+            let fp = fingerprint(&next);
+            let to = match index.entry(fp) {
                 std::collections::hash_map::Entry::Occupied(e) => *e.get(),
                 std::collections::hash_map::Entry::Vacant(e) => {
                     let to = parent.len() as u32;
                     e.insert(to);
+                    fingerprints.push(fp);
                     parent.push((from, k as u16));
                     goal.push((p.goal)(&next));
                     queue.push_back(next);
@@ -163,7 +183,13 @@ where
             .iter()
             .position(|&d| d == UNREACHED || d as usize > p.bound)
             .expect("a state over the bound");
-        verdict.trap = path_to(model, &parent, trapped as u32);
+        verdict.trap = path_to(
+            model,
+            &parent,
+            &fingerprints,
+            representative,
+            trapped as u32,
+        );
         verdict.trap.push(match dist[trapped] {
             UNREACHED => format!("    from here no fault-free path leads to: {}", p.what),
             d => format!(
@@ -175,13 +201,26 @@ where
     verdict
 }
 
-/// Replays the recorded parents from an initial state to `target`.
-fn path_to<M>(model: &M, parent: &[(u32, u16)], target: u32) -> Vec<String>
+/// Replays the recorded parents from an initial state to `target`. With
+/// symmetry the recorded states are representatives: each step takes the
+/// action of the concrete state that leads to the next one's class, so the
+/// path printed keeps its process numbers.
+fn path_to<M>(
+    model: &M,
+    parent: &[(u32, u16)],
+    fingerprints: &[u64],
+    representative: Option<Representative<M>>,
+    target: u32,
+) -> Vec<String>
 where
     M: Model,
-    M::State: Debug,
+    M::State: Hash + Debug,
     M::Action: Debug,
 {
+    let class = |s: &M::State| match representative {
+        Some(r) => fingerprint(&r(s)),
+        None => fingerprint(s),
+    };
     let mut chain = vec![target];
     while parent[*chain.last().unwrap() as usize].0 != ROOT {
         chain.push(parent[*chain.last().unwrap() as usize].0);
@@ -194,12 +233,16 @@ where
     for (i, &node) in chain.iter().enumerate().skip(1) {
         actions.clear();
         model.actions(&state, &mut actions);
-        let action = actions.swap_remove(parent[node as usize].1 as usize);
-        let line = format!("{i:>2}. {action:?}");
-        state = model
-            .next_state(&state, action)
+        let (action, next) = actions
+            .drain(..)
+            .find_map(|a| {
+                let line = format!("{a:?}");
+                let next = model.next_state(&state, a)?;
+                (class(&next) == fingerprints[node as usize]).then_some((line, next))
+            })
             .expect("a recorded step replays");
-        lines.push(format!("{line}  =>  {state:?}"));
+        state = next;
+        lines.push(format!("{i:>2}. {action}  =>  {state:?}"));
     }
     lines
 }

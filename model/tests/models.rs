@@ -146,7 +146,13 @@ fn commits_on_a_shared_index_or_staging_lock_cross_and_baton_txn_does_not() {
 
 #[test]
 fn baton_models_make_progress_within_their_bounds_after_any_faults() {
-    for name in ["baton-lock-kernel", "baton-lock-file", "baton-election"] {
+    for name in [
+        "baton-lock-kernel",
+        "baton-lock-file",
+        "baton-election",
+        "baton-election-lease",
+        "baton-election-lease-paused",
+    ] {
         for instances in [2, 3] {
             let v = check(name, instances).unwrap();
             let p = v.progress.as_ref().expect("a progress check");
@@ -188,6 +194,42 @@ fn lock_file_needs_both_identity_and_the_name_recheck() {
         "{a:?}"
     );
     assert!(a.iter().any(|a| a.starts_with("Crash")), "{a:?}");
+}
+
+#[test]
+fn lease_mode_acts_alone_within_its_pause_bound_and_the_fence_orders_the_log_past_it() {
+    use baton_model::lease;
+    // Within the bound: one actor at a time, exhaustively (every_model...
+    // checks the verdict); progress needs at most L + 6 fault-free steps,
+    // and some state needs exactly that (a taker whose link came too late
+    // to use its own lease).
+    for paused in [false, true] {
+        let v = lease::check(3, paused, true);
+        assert!(v.matches(), "{v:#?}");
+        let p = v.progress.as_ref().unwrap();
+        assert_eq!(p.worst, Some(lease::PROGRESS_BOUND), "{p:#?}");
+    }
+    // Past it, without the fence: the paused primary's append lands after
+    // its successor's.
+    let v = lease::check(2, true, false);
+    assert_eq!(v.violated, Some(Invariant::SinglePrimary), "{v:#?}");
+    let a = actions(&v);
+    let pause = a
+        .iter()
+        .position(|a| a.starts_with("Pause"))
+        .expect("a pause");
+    let appends: Vec<usize> = (0..a.len())
+        .filter(|&i| a[i].starts_with("Append"))
+        .collect();
+    assert!(appends.len() >= 2, "{a:?}");
+    let (first, last) = (appends[0], *appends.last().unwrap());
+    assert!(pause < first && a[first] != a[last], "{a:?}");
+    assert!(
+        v.counterexample
+            .last()
+            .unwrap()
+            .contains("log_went_back: true")
+    );
 }
 
 #[test]
