@@ -186,6 +186,12 @@ impl Caller {
         let mut k = self.shared.switch(k, Some(self.slot));
         k.pending[self.slot] = None;
         self.unwind_if_dead(&k);
+        if k.strategy.take_crash(self.slot) {
+            k.record(self.slot, || format!("CRASH (guided) in {}", what()));
+            k.kill(self.slot);
+            drop(k);
+            unwind(false)
+        }
         if !k.in_fault_phase() {
             return Ok(k);
         }

@@ -67,4 +67,4 @@ pub use env::{Probe, SimEnv, SimFile};
 pub use fault::FaultKinds;
 pub use oracle::{Finding, Violation};
 pub use run::{Check, Config, Report, Role, Scenario, check, replay, run, run_guided, shrink};
-pub use strategy::StrategyKind;
+pub use strategy::{GuideStep, StrategyKind};

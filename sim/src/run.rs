@@ -25,6 +25,10 @@ pub struct Role {
     pub procs: usize,
     /// How many rounds of work (scenario-defined).
     pub iters: u32,
+    /// Scenarios that draw random instance ids use the slot's index
+    /// instead, so a schedule that depends on id order (a model's
+    /// counterexample) can be replayed.
+    pub pinned_ids: bool,
 }
 
 /// A process body: runs in every process, and again in each restart.
@@ -55,6 +59,8 @@ pub struct Scenario {
     /// If set, the most a process may be paused in total over a run (a
     /// protocol's pause assumption); further pause faults are skipped.
     pub pause_total: Option<Duration>,
+    /// See [`Role::pinned_ids`].
+    pub pinned_ids: bool,
     pub setup: Box<Setup>,
     pub body: Box<Body>,
     pub end: Box<EndCheck>,
@@ -87,6 +93,7 @@ impl Scenario {
             max_restarts: 3,
             max_pause: Duration::from_secs(120),
             pause_total: None,
+            pinned_ids: false,
             setup: Box::new(|_| {}),
             body: Box::new(body),
             end: Box::new(|_, _| Ok(())),
@@ -249,15 +256,15 @@ pub fn run(scenario: &Scenario, config: &Config, trace: bool) -> Report {
     run_guided(scenario, config, trace, Vec::new())
 }
 
-/// Runs `scenario` following `guide` first: process `p` makes a call at
-/// `site`, for each step in order (see `Strategy::follow`); then the
+/// Runs `scenario` following `guide` first: each step a process's call at
+/// a site, or its crash, in order (see `Strategy::follow`); then the
 /// configured strategy. How a model checker's counterexample is replayed
 /// against production code.
 pub fn run_guided(
     scenario: &Scenario,
     config: &Config,
     trace: bool,
-    guide: Vec<(usize, crate::fault::Site)>,
+    guide: Vec<crate::strategy::GuideStep>,
 ) -> Report {
     assert!(config.procs > 0, "a run needs a process");
     let mut fs = SimFs::new(epoch());
@@ -302,6 +309,7 @@ pub fn run_guided(
                 index: slot,
                 procs: config.procs,
                 iters: config.iters,
+                pinned_ids: scenario.pinned_ids,
             };
             std::thread::Builder::new()
                 .name(format!("sim-p{slot}"))

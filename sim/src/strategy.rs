@@ -54,10 +54,40 @@ pub struct Strategy {
     /// Choices taken at each choice point with more than one option:
     /// (index taken, number of options).
     pub log: Vec<(u32, u32)>,
-    /// A schedule to follow before the strategy takes over: each process
-    /// is to make a call at this site, in this order (a model
+    /// A schedule to follow before the strategy takes over (a model
     /// checker's counterexample, replayed against production code).
-    pub guide: VecDeque<(usize, Site)>,
+    pub guide: VecDeque<GuideStep>,
+    /// The process whose guided call was just scheduled: a crash step
+    /// after it is for its next call, not this one.
+    just_called: Option<usize>,
+}
+
+/// One step of a guided schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuideStep {
+    /// Process `p` makes a call at this site.
+    Call(usize, Site),
+    /// Process `p` is killed at its next call.
+    Crash(usize),
+    /// Process `p` runs until it is about to make a call at this site,
+    /// and waits there (a model's decision step, whose call comes later).
+    Reach(usize, Site),
+}
+
+impl GuideStep {
+    pub fn process(self) -> usize {
+        match self {
+            GuideStep::Call(p, _) | GuideStep::Crash(p) | GuideStep::Reach(p, _) => p,
+        }
+    }
+
+    /// Whether a call at `pending` is this step (any call is, for a crash).
+    fn is(self, pending: Option<Site>) -> bool {
+        match self {
+            GuideStep::Call(_, site) | GuideStep::Reach(_, site) => pending == Some(site),
+            GuideStep::Crash(_) => pending.is_some(),
+        }
+    }
 }
 
 /// What following a guide decides.
@@ -93,6 +123,7 @@ impl Strategy {
             script,
             log: Vec::new(),
             guide: VecDeque::new(),
+            just_called: None,
         }
     }
 
@@ -100,23 +131,45 @@ impl Strategy {
     /// call; meanwhile others may run, but not into their own next step.
     /// `pending[p]` is the call process `p` is about to make, if known.
     pub fn follow(&mut self, runnable: &[usize], pending: &[Option<Site>]) -> Guided {
-        let Some(&(p, site)) = self.guide.front() else {
-            return Guided::Off;
+        let step = loop {
+            match self.guide.front() {
+                None => return Guided::Off,
+                Some(&GuideStep::Reach(p, site)) if pending[p] == Some(site) => {
+                    self.guide.pop_front();
+                }
+                Some(&step) => break step,
+            }
         };
+        let p = step.process();
         if runnable.contains(&p) {
-            if pending[p] == Some(site) {
+            // A crash is taken by the kernel at the call (see
+            // `take_crash`); a call step is done once it is made.
+            if matches!(step, GuideStep::Call(..)) && step.is(pending[p]) {
                 self.guide.pop_front();
+                self.just_called = Some(p);
             }
             return Guided::Run(p);
         }
-        let next_of = |q: usize| self.guide.iter().find(|(r, _)| *r == q).map(|(_, s)| *s);
+        let next_of = |q: usize| self.guide.iter().find(|s| s.process() == q).copied();
         match runnable
             .iter()
-            .find(|&&q| next_of(q).is_none_or(|s| pending[q] != Some(s)))
+            .find(|&&q| next_of(q).is_none_or(|s| !s.is(pending[q])))
         {
             Some(&q) => Guided::Run(q),
             None => Guided::Wait,
         }
+    }
+
+    /// Whether the guide kills `slot` at the call it is making now.
+    pub fn take_crash(&mut self, slot: usize) -> bool {
+        if self.just_called.take() == Some(slot) {
+            return false;
+        }
+        let due = self.guide.front() == Some(&GuideStep::Crash(slot));
+        if due {
+            self.guide.pop_front();
+        }
+        due
     }
 
     /// Chooses among `runnable` (sorted, non-empty). `current` is the

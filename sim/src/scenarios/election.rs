@@ -34,9 +34,15 @@ fn setup(fs: &mut SimFs) {
     fs.create_dir(Path::new("/w"), epoch()).expect("fresh fs");
 }
 
-/// The id a plugin instance gives itself: random, as INSTANCE_ID is.
-fn instance_id(env: &SimEnv) -> String {
-    format!("inst-{:08x}", env.random_u64() >> 32)
+/// The id a plugin instance gives itself: random, as INSTANCE_ID is (or
+/// its slot, pinned, so ids sort in slot order).
+fn instance_id(env: &SimEnv, role: Role) -> String {
+    let id = env.random_u64() >> 32;
+    if role.pinned_ids {
+        format!("inst-{:08x}", role.index)
+    } else {
+        format!("inst-{id:08x}")
+    }
 }
 
 /// Overwrites a file in place (open, truncate, write): what the field's
@@ -78,7 +84,7 @@ fn start_together(env: &SimEnv) {
 /// Read the lock file; if nobody is recorded (or it is me), write my id:
 /// I am primary.
 fn registry_rmw(env: &SimEnv, probe: &Probe, role: Role) {
-    let me = instance_id(env);
+    let me = instance_id(env, role);
     let path = Path::new("/w/plugin.lock");
     start_together(env);
     let holder = env.read(path).ok().filter(|b| !b.is_empty());
@@ -119,7 +125,7 @@ fn serde_json_lite(bytes: &[u8]) -> Option<Vec<String>> {
 /// among the list and myself wins. Concurrent registrations overwrite each
 /// other (last writer wins), so instances see different lists.
 fn registry_150ms(env: &SimEnv, probe: &Probe, role: Role) {
-    let me = instance_id(env);
+    let me = instance_id(env, role);
     let path = Path::new("/w/plugin-instances.json");
     start_together(env);
     let mut ids = read_list(env, path);
@@ -145,7 +151,7 @@ const STALE: Duration = Duration::from_secs(10);
 /// is primary; each round, touch my file, delete files older than the
 /// stale threshold by my clock, and re-elect.
 fn dir_election(env: &SimEnv, probe: &Probe, role: Role) {
-    let me = instance_id(env);
+    let me = instance_id(env, role);
     let dir = Path::new(INSTANCES);
     // Late joiners: instances start over the first few seconds.
     env.sleep(Duration::from_millis(env.random_u64() % 3_000));
