@@ -228,9 +228,12 @@ pub fn explore(name: &str, instances: usize, addr: &str) -> Option<()> {
                 .serve(addr),
         ),
         "dir-election" => drop(
-            crate::dir_election::DirElection { procs }
-                .checker()
-                .serve(addr),
+            crate::dir_election::DirElection {
+                procs,
+                faults: crate::dir_election::ALL_FAULTS,
+            }
+            .checker()
+            .serve(addr),
         ),
         "baton-lock-kernel" => drop(
             crate::lock_kernel::KernelLock { procs, crashes }

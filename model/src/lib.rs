@@ -16,7 +16,7 @@
 
 mod check;
 mod commits;
-mod dir_election;
+pub mod dir_election;
 mod election;
 pub mod lease;
 pub mod lock_file;

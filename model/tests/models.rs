@@ -89,7 +89,7 @@ fn naive_reap_breaks_under_each_fault_alone() {
 }
 
 #[test]
-fn naive_reap_catalogue_counterexample_is_the_shortest_double_holder() {
+fn naive_reap_catalogue_counterexample_ends_at_two_holders() {
     let v = check("naive-reap", 2).unwrap();
     assert_eq!(v.expect, Expect::Violates(Invariant::MutualExclusion));
     let two = v
@@ -230,6 +230,48 @@ fn lease_mode_acts_alone_within_its_pause_bound_and_the_fence_orders_the_log_pas
             .unwrap()
             .contains("log_went_back: true")
     );
+}
+
+#[test]
+fn dir_election_survives_crashes_but_not_late_joiners_pauses_or_skew() {
+    use baton_model::dir_election::{Faults, check_with};
+    let none = Faults {
+        late_joiners: false,
+        crashes: 0,
+        pauses: 0,
+        skew: 0,
+    };
+    // Instances that start together and only crash: a dead primary's file
+    // goes stale, is deleted, and the next smallest id takes over.
+    let v = check_with(3, Faults { crashes: 1, ..none });
+    assert_eq!(v.violated, None, "{v:#?}");
+    assert!(v.vacuous.is_empty(), "{v:#?}");
+    for (faults, needs) in [
+        (
+            Faults {
+                late_joiners: true,
+                ..none
+            },
+            "Create",
+        ),
+        (Faults { pauses: 1, ..none }, "Pause"),
+        (Faults { skew: 1, ..none }, "Remove"),
+    ] {
+        let v = check_with(2, faults);
+        assert_eq!(
+            v.violated,
+            Some(Invariant::SinglePrimary),
+            "{faults:?}: {v:#?}"
+        );
+        let a = actions(&v);
+        assert!(a.iter().any(|a| a.starts_with(needs)), "{faults:?}: {a:?}");
+        assert!(a.iter().all(|a| !a.starts_with("Crash")), "{a:?}");
+    }
+    // With skew alone, a live primary's fresh file is deleted by a reader
+    // whose clock runs ahead: no pause, no late joiner.
+    let v = check_with(2, Faults { skew: 1, ..none });
+    let a = actions(&v);
+    assert!(a.iter().all(|a| !a.starts_with("Pause")), "{a:?}");
 }
 
 #[test]

@@ -172,22 +172,36 @@ fn registry_150ms_model_counterexample_breaks_single_primary_in_the_simulator() 
 
 #[test]
 fn dir_election_model_counterexample_breaks_single_primary_in_the_simulator() {
-    // The late joiner with the smaller id: the model's slot 0 joins after
-    // slot 1 has listed the directory alone and become primary.
+    // The late joiner with the smaller id: slot 1 lists the directory
+    // alone; slot 0 joins, lists both and is primary; slot 1 then finishes
+    // its round primary too.
     let (guide, report) = replay(
         "dir-election",
         Invariant::SinglePrimary,
         None,
         |a| match a {
-            "CreateOwnFile" => Site::CreateNew,
+            "Create" => Site::CreateNew,
+            "Touch" => Site::SetModified,
             "ReadDir" => Site::ReadDir,
+            "Stat" => Site::Metadata,
+            "Remove" | "Leave" => Site::RemoveFile,
             other => panic!("unmapped model action {other}"),
         },
     );
     assert_eq!(guide[0], GuideStep::Call(1, Site::CreateNew), "{guide:?}");
-    // Up to the violation: the first process lists the directory again in
-    // later rounds, after the model's counterexample ends.
-    let calls = calls_on(&report, "/w/.plugin-instances", &["create_new", "read_dir"]);
+    // Up to the violation: the instances go on with later rounds after
+    // the model's counterexample ends.
+    let calls = calls_on(
+        &report,
+        "/w/.plugin-instances",
+        &[
+            "create_new",
+            "set_modified",
+            "read_dir",
+            "metadata",
+            "remove_file",
+        ],
+    );
     assert_followed(&calls[..guide.len().min(calls.len())], &guide);
 }
 
