@@ -86,7 +86,7 @@ pub fn print(verdicts: &[(Verdict, Duration)], json_mode: bool, trace: bool) {
     }
     let _ = writeln!(
         out,
-        "{:<20} {:>2} {:<27} {:<27} {:>9} {:>9} {:>5} {:>6} {:>9} {:>8}",
+        "{:<27} {:>2} {:<26} {:<26} {:>9} {:>9} {:>5} {:>6} {:>9} {:>8}",
         "model",
         "n",
         "expected",
@@ -117,7 +117,7 @@ pub fn print(verdicts: &[(Verdict, Duration)], json_mode: bool, trace: bool) {
         };
         let _ = writeln!(
             out,
-            "{:<20} {:>2} {:<27} {:<27} {:>9} {:>9} {:>5} {:>6} {:>9} {:>8}{mark}{vacuous}",
+            "{:<27} {:>2} {:<26} {:<26} {:>9} {:>9} {:>5} {:>6} {:>9} {:>8}{mark}{vacuous}",
             v.name,
             v.instances,
             v.expect.to_string(),

@@ -104,6 +104,15 @@ fn model_json_reports_each_model_matching_its_expectation() {
         assert_eq!(r["expected"], r["outcome"], "{r}");
         let has_counterexample = !r["counterexample"].as_array().unwrap().is_empty();
         assert_eq!(has_counterexample, r["outcome"] != "holds", "{r}");
+        // baton's models state a progress bound, and meet it.
+        if r["model"].as_str().unwrap().starts_with("baton-") && r["model"] != "baton-txn" {
+            assert_eq!(r["progress"]["holds"], true, "{r}");
+            assert!(
+                r["progress"]["worst"].as_u64().unwrap()
+                    <= r["progress"]["bound"].as_u64().unwrap()
+            );
+            assert_eq!(r["symmetry"], true, "{r}");
+        }
     }
 }
 

@@ -12,10 +12,17 @@
 //! - `commit-lock-staging`: the same under a global lock around add and
 //!   commit only; edits happen outside it, so staging a shared file stages
 //!   the other task's edit too.
-//! - `baton-txn`: the task's scope lock (its paths, shared file included)
-//!   is held from before its first edit until after its commit, and it
-//!   stages into a private index (`GIT_INDEX_FILE`), so nobody else's edit
-//!   can be in a file when it stages it, nor in its index.
+//! - `baton-txn`: the task claims its scope (its paths, the shared file
+//!   included when it edits it; all or nothing) before its first edit and
+//!   releases it after its commit. It stages into a private index
+//!   (`GIT_INDEX_FILE`) seeded from HEAD, writes the commit on that HEAD,
+//!   and moves HEAD with a compare-and-swap (`update-ref HEAD new old`);
+//!   if HEAD moved meanwhile it stages again on the new HEAD. Nobody
+//!   else's edit can be in a file it stages, nor in its index, and no
+//!   concurrent commit is lost. Here the shared file is edited by the
+//!   even-numbered tasks, so odd ones commit concurrently with them and the
+//!   compare-and-swap is exercised; a variant that moves HEAD without it
+//!   (`Variant::TxnNoCas`) loses commits, which the tests check.
 
 use std::collections::BTreeSet;
 
@@ -30,11 +37,13 @@ pub enum Variant {
     SharedIndex,
     LockStaging,
     Txn,
+    /// `baton-txn` with a plain ref write instead of the compare-and-swap.
+    TxnNoCas,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Pc {
-    /// Waiting for the lock (the scope lock, or the staging lock).
+    /// Waiting for the lock (the staging lock), or to claim the scope.
     Lock,
     EditOwn,
     EditShared,
@@ -54,10 +63,19 @@ pub struct State {
     pub index: Vec<BTreeSet<(u8, u8)>>,
     /// Edits in the branch's history.
     pub head: BTreeSet<(u8, u8)>,
+    /// Bumped by every move of HEAD (the commit id `update-ref` compares).
+    pub head_id: u8,
+    /// Per task: the HEAD its private index was seeded from.
+    pub base: Vec<Option<(u8, BTreeSet<(u8, u8)>)>>,
+    /// The staging lock, or per path (own files, then the shared file)
+    /// the task that claims it.
     pub lock: Option<u8>,
+    pub claims: Vec<Option<u8>>,
+    /// A ref update found HEAD moved and staged again.
+    pub retried: bool,
     pub pcs: Vec<Pc>,
-    /// Commits made: (task, whose edits its diff holds).
-    pub commits: Vec<(u8, BTreeSet<u8>)>,
+    /// Commits made: (task, the (file, task) edits its diff holds).
+    pub commits: Vec<(u8, BTreeSet<(u8, u8)>)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,13 +85,16 @@ pub enum Action {
     EditOwn(u8),
     /// Write the task's line of the shared file (TODO.md).
     EditShared(u8),
-    /// `git add <own file> TODO.md`.
+    /// `git add <own file> TODO.md`; in a transaction, `read-tree HEAD`
+    /// into the private index first.
     Add(u8),
-    /// `git commit`.
+    /// `git commit`; in a transaction, `write-tree`, `commit-tree` on the
+    /// HEAD read, `update-ref HEAD new old`.
     Commit(u8),
     Unlock(u8),
 }
 
+#[derive(Debug)]
 pub struct Commits {
     pub variant: Variant,
     pub tasks: usize,
@@ -84,19 +105,38 @@ impl Commits {
         self.tasks
     }
 
+    fn txn(&self) -> bool {
+        matches!(self.variant, Variant::Txn | Variant::TxnNoCas)
+    }
+
     fn index_of(&self, task: u8) -> usize {
-        match self.variant {
-            Variant::Txn => task as usize,
-            _ => 0,
+        if self.txn() { task as usize } else { 0 }
+    }
+
+    /// Whether `task` edits the shared file: all do in the field's
+    /// protocols; in a transaction the even-numbered ones.
+    fn edits_shared(&self, task: u8) -> bool {
+        !self.txn() || task % 2 == 0
+    }
+
+    /// The paths a task edits: its own file, and perhaps the shared one.
+    fn scope(&self, task: u8) -> Vec<usize> {
+        let mut paths = vec![task as usize];
+        if self.edits_shared(task) {
+            paths.push(self.shared());
         }
+        paths
     }
 
     /// The steps of a task, in order, for this variant.
-    fn next_pc(&self, pc: Pc) -> Pc {
+    fn next_pc(&self, task: u8, pc: Pc) -> Pc {
         match (self.variant, pc) {
-            // Lock around everything.
-            (Variant::Txn, Pc::Lock) => Pc::EditOwn,
-            (Variant::Txn, Pc::Commit) => Pc::Unlock,
+            // The scope claimed around everything.
+            (Variant::Txn | Variant::TxnNoCas, Pc::Lock) => Pc::EditOwn,
+            (Variant::Txn | Variant::TxnNoCas, Pc::EditOwn) if !self.edits_shared(task) => {
+                Pc::Stage
+            }
+            (Variant::Txn | Variant::TxnNoCas, Pc::Commit) => Pc::Unlock,
             // Lock around staging and committing only.
             (Variant::LockStaging, Pc::EditShared) => Pc::Lock,
             (Variant::LockStaging, Pc::Lock) => Pc::Stage,
@@ -111,17 +151,25 @@ impl Commits {
     }
 
     fn first_pc(&self) -> Pc {
-        match self.variant {
-            Variant::Txn => Pc::Lock,
-            _ => Pc::EditOwn,
-        }
+        if self.txn() { Pc::Lock } else { Pc::EditOwn }
     }
+
+    fn may_claim(&self, s: &State, task: u8) -> bool {
+        self.scope(task).iter().all(|&f| s.claims[f].is_none())
+    }
+}
+
+/// Some commit's edit is no longer in HEAD's history.
+fn lost_commit(s: &State) -> bool {
+    s.commits
+        .iter()
+        .any(|(_, edits)| edits.iter().any(|e| !s.head.contains(e)))
 }
 
 fn cross_commit(s: &State) -> bool {
     s.commits
         .iter()
-        .any(|(task, edits)| edits.iter().any(|e| e != task))
+        .any(|(task, edits)| edits.iter().any(|(_, e)| e != task))
 }
 
 impl Model for Commits {
@@ -129,16 +177,16 @@ impl Model for Commits {
     type Action = Action;
 
     fn init_states(&self) -> Vec<State> {
-        let indexes = if self.variant == Variant::Txn {
-            self.tasks
-        } else {
-            1
-        };
+        let indexes = if self.txn() { self.tasks } else { 1 };
         vec![State {
             files: vec![BTreeSet::new(); self.tasks + 1],
             index: vec![BTreeSet::new(); indexes],
             head: BTreeSet::new(),
+            head_id: 0,
+            base: vec![None; self.tasks],
             lock: None,
+            claims: vec![None; self.tasks + 1],
+            retried: false,
             pcs: vec![self.first_pc(); self.tasks],
             commits: Vec::new(),
         }]
@@ -148,7 +196,8 @@ impl Model for Commits {
         for (i, pc) in s.pcs.iter().enumerate() {
             let t = i as u8;
             match pc {
-                Pc::Lock if s.lock.is_none() => actions.push(Action::Lock(t)),
+                Pc::Lock if self.txn() && self.may_claim(s, t) => actions.push(Action::Lock(t)),
+                Pc::Lock if !self.txn() && s.lock.is_none() => actions.push(Action::Lock(t)),
                 Pc::EditOwn => actions.push(Action::EditOwn(t)),
                 Pc::EditShared => actions.push(Action::EditShared(t)),
                 Pc::Stage => actions.push(Action::Add(t)),
@@ -162,6 +211,12 @@ impl Model for Commits {
     fn next_state(&self, s: &State, action: Action) -> Option<State> {
         let mut n = s.clone();
         let (t, pc) = match action {
+            Action::Lock(t) if self.txn() => {
+                for f in self.scope(t) {
+                    n.claims[f] = Some(t);
+                }
+                (t, Pc::Lock)
+            }
             Action::Lock(t) => {
                 n.lock = Some(t);
                 (t, Pc::Lock)
@@ -177,12 +232,41 @@ impl Model for Commits {
             Action::Add(t) => {
                 // Staging a file stages all of its content, whoever wrote it.
                 let i = self.index_of(t);
-                for f in [t as usize, self.shared()] {
+                if self.txn() {
+                    // read-tree HEAD into the private index.
+                    n.index[i] = s.head.clone();
+                    n.base[t as usize] = Some((s.head_id, s.head.clone()));
+                }
+                let paths = if self.txn() {
+                    self.scope(t)
+                } else {
+                    vec![t as usize, self.shared()]
+                };
+                for f in paths {
                     for e in &s.files[f] {
                         n.index[i].insert((f as u8, *e));
                     }
                 }
                 (t, Pc::Stage)
+            }
+            Action::Commit(t) if self.txn() => {
+                let i = self.index_of(t);
+                let (base_id, base) = s.base[t as usize].clone().expect("staged first");
+                if self.variant == Variant::Txn && base_id != s.head_id {
+                    // update-ref: HEAD is not the commit's parent any more.
+                    n.retried = true;
+                    n.pcs[t as usize] = Pc::Stage;
+                    return Some(n);
+                }
+                // The commit's tree is the private index; its diff is
+                // against its parent, the HEAD it was seeded from.
+                let diff: BTreeSet<(u8, u8)> = s.index[i].difference(&base).copied().collect();
+                n.head = s.index[i].clone();
+                n.head_id = s.head_id + 1;
+                n.index[i].clear();
+                n.base[t as usize] = None;
+                n.commits.push((t, diff));
+                (t, Pc::Commit)
             }
             Action::Commit(t) => {
                 // The commit's diff: what the index holds beyond history.
@@ -190,15 +274,18 @@ impl Model for Commits {
                 let diff: BTreeSet<(u8, u8)> = n.index[i].difference(&s.head).copied().collect();
                 n.head.extend(diff.iter().copied());
                 n.index[i].clear();
-                n.commits.push((t, diff.iter().map(|(_, e)| *e).collect()));
+                n.commits.push((t, diff));
                 (t, Pc::Commit)
             }
             Action::Unlock(t) => {
                 n.lock = None;
+                for c in n.claims.iter_mut().filter(|c| **c == Some(t)) {
+                    *c = None;
+                }
                 (t, Pc::Unlock)
             }
         };
-        n.pcs[t as usize] = self.next_pc(pc);
+        n.pcs[t as usize] = self.next_pc(t, pc);
         Some(n)
     }
 
@@ -207,9 +294,13 @@ impl Model for Commits {
             Property::always(Invariant::NoCrossCommit.name(), |_, s: &State| {
                 !cross_commit(s)
             }),
+            Property::always(Invariant::NoLostUpdate.name(), |_, s: &State| {
+                !lost_commit(s)
+            }),
             Property::sometimes("every task committed", |_, s: &State| {
                 s.pcs.iter().all(|p| *p == Pc::Done) && !s.commits.is_empty()
             }),
+            Property::sometimes("a ref update retried", |_, s: &State| s.retried),
         ]
     }
 }
@@ -218,15 +309,19 @@ pub fn check(variant: Variant, tasks: usize) -> Verdict {
     let name = match variant {
         Variant::SharedIndex => "commit-shared-index",
         Variant::LockStaging => "commit-lock-staging",
-        Variant::Txn => "baton-txn",
+        Variant::Txn | Variant::TxnNoCas => "baton-txn",
+    };
+    let examples: &'static [&'static str] = match variant {
+        Variant::Txn => &["every task committed", "a ref update retried"],
+        _ => &["every task committed"],
     };
     exhaust(
         name,
         tasks,
         Commits { variant, tasks },
         Checks {
-            safety: &[Invariant::NoCrossCommit],
-            examples: &["every task committed"],
+            safety: &[Invariant::NoCrossCommit, Invariant::NoLostUpdate],
+            examples,
             symmetry: None,
             progress: None,
         },

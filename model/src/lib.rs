@@ -15,7 +15,7 @@
 //! that never compare process ids are reduced by symmetry.
 
 mod check;
-mod commits;
+pub mod commits;
 pub mod dir_election;
 mod election;
 pub mod lease;

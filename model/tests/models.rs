@@ -275,6 +275,27 @@ fn dir_election_survives_crashes_but_not_late_joiners_pauses_or_skew() {
 }
 
 #[test]
+fn a_transaction_without_the_compare_and_swap_loses_a_commit() {
+    use baton_model::commits::{Variant, check};
+    let v = check(Variant::Txn, 2);
+    assert!(v.matches() && v.vacuous.is_empty(), "{v:#?}");
+    let v = check(Variant::TxnNoCas, 2);
+    assert_eq!(v.violated, Some(Invariant::NoLostUpdate), "{v:#?}");
+    // Both stage on the same HEAD; the later ref write drops the earlier
+    // commit.
+    let a = actions(&v);
+    let commits: Vec<_> = a.iter().filter(|a| a.starts_with("Commit")).collect();
+    assert_eq!(commits.len(), 2, "{a:?}");
+    assert_ne!(commits[0], commits[1]);
+    let adds: Vec<usize> = (0..a.len()).filter(|&i| a[i].starts_with("Add")).collect();
+    let first_commit = a.iter().position(|a| a.starts_with("Commit")).unwrap();
+    assert!(
+        adds.len() == 2 && adds.iter().all(|&i| i < first_commit),
+        "{a:?}"
+    );
+}
+
+#[test]
 fn unknown_model_is_none() {
     assert!(check("no-such-model", 2).is_none());
 }
