@@ -54,6 +54,9 @@ pub enum Pc {
     Done,
 }
 
+/// (file, task) edits: a file's, an index's or a commit's content.
+pub type Edits = BTreeSet<(u8, u8)>;
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct State {
     /// Per task's own file, then the shared file: whose edits it holds.
@@ -66,7 +69,7 @@ pub struct State {
     /// Bumped by every move of HEAD (the commit id `update-ref` compares).
     pub head_id: u8,
     /// Per task: the HEAD its private index was seeded from.
-    pub base: Vec<Option<(u8, BTreeSet<(u8, u8)>)>>,
+    pub base: Vec<Option<(u8, Edits)>>,
     /// The staging lock, or per path (own files, then the shared file)
     /// the task that claims it.
     pub lock: Option<u8>,
@@ -116,7 +119,7 @@ impl Commits {
     /// Whether `task` edits the shared file: all do in the field's
     /// protocols; in a transaction the even-numbered ones.
     fn edits_shared(&self, task: u8) -> bool {
-        !self.txn() || task % 2 == 0
+        !self.txn() || task.is_multiple_of(2)
     }
 
     /// The paths a task edits: its own file, and perhaps the shared one.
