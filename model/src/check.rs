@@ -275,6 +275,7 @@ pub fn explore(name: &str, instances: usize, addr: &str) -> Option<()> {
                 Commits {
                     variant,
                     tasks: procs,
+                    crashes,
                 }
                 .checker()
                 .serve(addr),

@@ -23,13 +23,20 @@
 //!   even-numbered tasks, so odd ones commit concurrently with them and the
 //!   compare-and-swap is exercised; a variant that moves HEAD without it
 //!   (`Variant::TxnNoCas`) loses commits, which the tests check.
+//!
+//! A task may crash at any step (its kernel-held lock and claims are
+//! released, its edits stay in the working tree). A transaction that then
+//! claims a scope holding a dead one's uncommitted edit would commit that
+//! edit as its own: so `baton-txn` checks, once its scope is claimed, that
+//! every file in it matches HEAD apart from its own edits, and refuses
+//! otherwise (`Variant::TxnNoCleanCheck` leaves the check out and crosses).
 
 use std::collections::BTreeSet;
 
 use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
-use crate::check::{Checks, Verdict, exhaust};
+use crate::check::{Checks, Verdict, exhaust, may_crash};
 
 /// Which protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +46,9 @@ pub enum Variant {
     Txn,
     /// `baton-txn` with a plain ref write instead of the compare-and-swap.
     TxnNoCas,
+    /// `baton-txn` without checking, once its scope is claimed, that the
+    /// scope holds no uncommitted edits of a transaction that died.
+    TxnNoCleanCheck,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -76,6 +86,9 @@ pub struct State {
     pub claims: Vec<Option<u8>>,
     /// A ref update found HEAD moved and staged again.
     pub retried: bool,
+    pub alive: Vec<bool>,
+    /// A transaction found a dead one's edits in its scope and refused.
+    pub refused: bool,
     pub pcs: Vec<Pc>,
     /// Commits made: (task, the (file, task) edits its diff holds).
     pub commits: Vec<(u8, BTreeSet<(u8, u8)>)>,
@@ -95,12 +108,16 @@ pub enum Action {
     /// HEAD read, `update-ref HEAD new old`.
     Commit(u8),
     Unlock(u8),
+    /// The task's process dies: its kernel-held locks and claims are
+    /// released; its edits stay in the working tree.
+    Crash(u8),
 }
 
 #[derive(Debug)]
 pub struct Commits {
     pub variant: Variant,
     pub tasks: usize,
+    pub crashes: usize,
 }
 
 impl Commits {
@@ -109,7 +126,10 @@ impl Commits {
     }
 
     fn txn(&self) -> bool {
-        matches!(self.variant, Variant::Txn | Variant::TxnNoCas)
+        matches!(
+            self.variant,
+            Variant::Txn | Variant::TxnNoCas | Variant::TxnNoCleanCheck
+        )
     }
 
     fn index_of(&self, task: u8) -> usize {
@@ -135,11 +155,9 @@ impl Commits {
     fn next_pc(&self, task: u8, pc: Pc) -> Pc {
         match (self.variant, pc) {
             // The scope claimed around everything.
-            (Variant::Txn | Variant::TxnNoCas, Pc::Lock) => Pc::EditOwn,
-            (Variant::Txn | Variant::TxnNoCas, Pc::EditOwn) if !self.edits_shared(task) => {
-                Pc::Stage
-            }
-            (Variant::Txn | Variant::TxnNoCas, Pc::Commit) => Pc::Unlock,
+            (_, Pc::Lock) if self.txn() => Pc::EditOwn,
+            (_, Pc::EditOwn) if self.txn() && !self.edits_shared(task) => Pc::Stage,
+            (_, Pc::Commit) if self.txn() => Pc::Unlock,
             // Lock around staging and committing only.
             (Variant::LockStaging, Pc::EditShared) => Pc::Lock,
             (Variant::LockStaging, Pc::Lock) => Pc::Stage,
@@ -190,6 +208,8 @@ impl Model for Commits {
             lock: None,
             claims: vec![None; self.tasks + 1],
             retried: false,
+            alive: vec![true; self.tasks],
+            refused: false,
             pcs: vec![self.first_pc(); self.tasks],
             commits: Vec::new(),
         }]
@@ -198,6 +218,12 @@ impl Model for Commits {
     fn actions(&self, s: &State, actions: &mut Vec<Action>) {
         for (i, pc) in s.pcs.iter().enumerate() {
             let t = i as u8;
+            if !s.alive[i] {
+                continue;
+            }
+            if *pc != Pc::Done && may_crash(&s.alive, self.crashes) {
+                actions.push(Action::Crash(t));
+            }
             match pc {
                 Pc::Lock if self.txn() && self.may_claim(s, t) => actions.push(Action::Lock(t)),
                 Pc::Lock if !self.txn() && s.lock.is_none() => actions.push(Action::Lock(t)),
@@ -215,6 +241,17 @@ impl Model for Commits {
         let mut n = s.clone();
         let (t, pc) = match action {
             Action::Lock(t) if self.txn() => {
+                let dirty = self
+                    .scope(t)
+                    .iter()
+                    .any(|&f| s.files[f].iter().any(|&e| !s.head.contains(&(f as u8, e))));
+                if dirty && self.variant != Variant::TxnNoCleanCheck {
+                    // Refuse: the user must commit or discard the dead
+                    // transaction's edits first.
+                    n.refused = true;
+                    n.pcs[t as usize] = Pc::Done;
+                    return Some(n);
+                }
                 for f in self.scope(t) {
                     n.claims[f] = Some(t);
                 }
@@ -255,7 +292,7 @@ impl Model for Commits {
             Action::Commit(t) if self.txn() => {
                 let i = self.index_of(t);
                 let (base_id, base) = s.base[t as usize].clone().expect("staged first");
-                if self.variant == Variant::Txn && base_id != s.head_id {
+                if self.variant != Variant::TxnNoCas && base_id != s.head_id {
                     // update-ref: HEAD is not the commit's parent any more.
                     n.retried = true;
                     n.pcs[t as usize] = Pc::Stage;
@@ -287,6 +324,16 @@ impl Model for Commits {
                 }
                 (t, Pc::Unlock)
             }
+            Action::Crash(t) => {
+                n.alive[t as usize] = false;
+                if n.lock == Some(t) {
+                    n.lock = None;
+                }
+                for c in n.claims.iter_mut().filter(|c| **c == Some(t)) {
+                    *c = None;
+                }
+                return Some(n);
+            }
         };
         n.pcs[t as usize] = self.next_pc(t, pc);
         Some(n)
@@ -301,9 +348,13 @@ impl Model for Commits {
                 !lost_commit(s)
             }),
             Property::sometimes("every task committed", |_, s: &State| {
-                s.pcs.iter().all(|p| *p == Pc::Done) && !s.commits.is_empty()
+                s.pcs.iter().all(|p| *p == Pc::Done)
+                    && (0..s.pcs.len()).all(|t| s.commits.iter().any(|(c, _)| *c as usize == t))
             }),
             Property::sometimes("a ref update retried", |_, s: &State| s.retried),
+            Property::sometimes("a dead transaction's edits refused", |_, s: &State| {
+                s.refused
+            }),
         ]
     }
 }
@@ -312,16 +363,27 @@ pub fn check(variant: Variant, tasks: usize) -> Verdict {
     let name = match variant {
         Variant::SharedIndex => "commit-shared-index",
         Variant::LockStaging => "commit-lock-staging",
-        Variant::Txn | Variant::TxnNoCas => "baton-txn",
+        Variant::Txn | Variant::TxnNoCas | Variant::TxnNoCleanCheck => "baton-txn",
     };
+    // With two tasks only one edits the shared file, so no scope can hold
+    // another task's leftovers.
     let examples: &'static [&'static str] = match variant {
+        Variant::Txn if tasks >= 3 => &[
+            "every task committed",
+            "a ref update retried",
+            "a dead transaction's edits refused",
+        ],
         Variant::Txn => &["every task committed", "a ref update retried"],
         _ => &["every task committed"],
     };
     exhaust(
         name,
         tasks,
-        Commits { variant, tasks },
+        Commits {
+            variant,
+            tasks,
+            crashes: 1,
+        },
         Checks {
             safety: &[Invariant::NoCrossCommit, Invariant::NoLostUpdate],
             examples,

@@ -296,6 +296,27 @@ fn a_transaction_without_the_compare_and_swap_loses_a_commit() {
 }
 
 #[test]
+fn a_transaction_that_skips_the_clean_check_commits_a_dead_ones_edit() {
+    use baton_model::commits::{Variant, check};
+    let v = check(Variant::Txn, 3);
+    assert!(v.matches() && v.vacuous.is_empty(), "{v:#?}");
+    let v = check(Variant::TxnNoCleanCheck, 3);
+    assert_eq!(v.violated, Some(Invariant::NoCrossCommit), "{v:#?}");
+    let a = actions(&v);
+    let crash = a
+        .iter()
+        .position(|a| a.starts_with("Crash"))
+        .expect("a crash");
+    // The dead task had edited the shared file; a live one claims it,
+    // stages it and commits the dead one's line with its own.
+    assert!(
+        a[..crash].iter().any(|a| a.starts_with("EditShared")),
+        "{a:?}"
+    );
+    assert!(a.last().unwrap().starts_with("Commit"), "{a:?}");
+}
+
+#[test]
 fn unknown_model_is_none() {
     assert!(check("no-such-model", 2).is_none());
 }
