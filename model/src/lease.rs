@@ -172,6 +172,17 @@ fn acting(s: &State) -> usize {
 }
 
 impl LeaseElection {
+    /// `p` published the next version, holding `epoch`: its renewal
+    /// started `since_renewal` ticks ago (at its read, for a takeover).
+    fn hold(n: &mut State, p: u8, epoch: u8, since_renewal: u8, done: u8) {
+        let holder = Some(p);
+        Self::publish(n, p as usize, Lease { epoch, holder });
+        let q = &mut n.procs[p as usize];
+        q.since_renewal = since_renewal;
+        q.seen = None;
+        q.pc = Pc::Check { epoch, done };
+    }
+
     /// A successful compare-and-swap: the new newest version, which makes
     /// every other process's reading stale.
     fn publish(n: &mut State, p: usize, lease: Lease) {
@@ -286,18 +297,8 @@ impl Model for LeaseElection {
                     unreachable!()
                 };
                 if s.procs[p as usize].fresh {
-                    Self::publish(
-                        &mut n,
-                        p as usize,
-                        Lease {
-                            epoch,
-                            holder: Some(p),
-                        },
-                    );
-                    let q = &mut n.procs[p as usize];
-                    q.since_renewal = q.since_attempt;
-                    q.seen = None;
-                    q.pc = Pc::Check { epoch, done: 0 };
+                    let since_attempt = s.procs[p as usize].since_attempt;
+                    Self::hold(&mut n, p, epoch, since_attempt, 0);
                 } else {
                     n.procs[p as usize].pc = Pc::Attempt; // EEXIST: someone else won
                 }
@@ -344,17 +345,7 @@ impl Model for LeaseElection {
                     unreachable!()
                 };
                 if q.since_renewal < DEADLINE && q.fresh {
-                    Self::publish(
-                        &mut n,
-                        p as usize,
-                        Lease {
-                            epoch,
-                            holder: Some(p),
-                        },
-                    );
-                    let q = &mut n.procs[p as usize];
-                    q.since_renewal = 0;
-                    q.pc = Pc::Check { epoch, done };
+                    Self::hold(&mut n, p, epoch, 0, done);
                 } else {
                     n.procs[p as usize].pc = Pc::Attempt;
                 }
