@@ -138,9 +138,20 @@ fn verify_prints_one_table_and_exits_0_when_every_verdict_matches() {
     let o = baton(&["verify", "--seeds", "100"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let text = stdout(&o);
-    let (sim, models) = text
-        .split_once("\n\n")
-        .expect("a simulator table, then a model table");
+    let mut tables = text.split("\n\n");
+    let (sim, models, verdict) = (
+        tables.next().unwrap(),
+        tables.next().expect("a model table after the simulator's"),
+        tables.next().expect("the verdict table last"),
+    );
+    // The verdict: one row per catalogued protocol, each `ok`.
+    for p in baton_core::catalogue::PROTOCOLS {
+        let row = verdict
+            .lines()
+            .find(|l| l.starts_with(&format!("{} ", p.name)))
+            .unwrap_or_else(|| panic!("{} in the verdict table:\n{verdict}", p.name));
+        assert!(row.ends_with(" ok"), "{row}");
+    }
     for name in baton_sim::scenarios::all().iter().map(|s| s.name.clone()) {
         let rows = sim
             .lines()
