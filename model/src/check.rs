@@ -87,7 +87,8 @@ pub(crate) struct Checks<M: Model> {
 }
 
 /// Exhausts `model` and reads the named properties. Without symmetry the
-/// search is breadth first, so counterexamples are shortest; with it,
+/// search is breadth first, so counterexamples are short (stateright
+/// hands out states in batches, so not always the shortest); with it,
 /// stateright reduces only depth first.
 pub(crate) fn exhaust<M>(
     name: &'static str,

@@ -486,8 +486,8 @@ pub fn check(procs: usize, paused: bool, fenced: bool) -> Verdict {
         Checks {
             safety: &[Invariant::SinglePrimary],
             examples,
-            // The unfenced variant is a counterexample to show: shortest
-            // first.
+            // The unfenced variant is a counterexample to show: breadth
+            // first, so it is short.
             symmetry: fenced.then_some(representative as fn(&State) -> State),
             progress: Some(Progress {
                 what: "a live primary acts, or the model's terms are used up",

@@ -280,7 +280,7 @@ pub fn check(procs: usize) -> Verdict {
 /// Checks a variant of the protocol (baton's is `Identity` with the name
 /// re-check).
 pub fn check_variant(procs: usize, liveness: Liveness, recheck_name: bool) -> Verdict {
-    // The mutual-exclusion counterexample is shown shortest (breadth
+    // The mutual-exclusion counterexample is shown short (breadth
     // first, no reduction); the rest are reduced.
     let symmetric = recheck_name;
     exhaust(
