@@ -241,16 +241,7 @@ pub fn explore(name: &str, instances: usize, addr: &str) -> Option<()> {
                 .checker()
                 .serve(addr),
         ),
-        "baton-lock-file" => drop(
-            crate::lock_file::FileLock {
-                procs,
-                crashes,
-                liveness: crate::lock_file::Liveness::Identity,
-                recheck_name: true,
-            }
-            .checker()
-            .serve(addr),
-        ),
+        "baton-lock-file" => drop(crate::lock_file::catalogue(procs).checker().serve(addr)),
         "baton-election" => drop(
             crate::election::KernelElection { procs, crashes }
                 .checker()

@@ -2,7 +2,7 @@
 //! file, flock, link); a waiter that finds it opens it and tries its
 //! `flock`: held means a live holder; taken means the holder is gone, and
 //! while holding it the waiter checks the name still points at that inode
-//! and that the owner is dead, then unlinks. Release, too, unlinks only
+//! and that the owner is stale, then unlinks. Release, too, unlinks only
 //! under the holder's own `flock` after the same check.
 //!
 //! The owner's liveness is judged by identity (pid and start time), so a
@@ -12,6 +12,19 @@
 //! ever (the bounded progress check fails), and unlinking without the
 //! name re-check lets the slower of two reapers unlink the faster one's
 //! fresh lock (mutual exclusion fails). The tests check both.
+//!
+//! [`Hosts`] puts process 0 on another host sharing the filesystem. Its
+//! liveness cannot be checked from this host (nor ours from there), so its
+//! lock is judged by observation: the holder refreshes the lock file's
+//! mtime every tick while it runs, and a waiter reaps only after seeing
+//! no refresh for [`STALE`] ticks. (A refresh restarts every watcher's
+//! count at once, a little earlier than the real watcher notices it, so the
+//! model may reap sooner than the code, never later: what holds here holds
+//! there.) Where `flock` is carried between hosts (NFS's default,
+//! `local_lock=none`) the protocol holds even with a holder paused for
+//! ever; where it is host-local (`local_lock=flock` or `all`), two reapers
+//! on different hosts are not serialised and a paused holder's lock is
+//! reaped: the tests show both counterexamples.
 
 use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
@@ -19,6 +32,10 @@ use stateright::{Model, Property};
 use crate::check::{Checks, Verdict, exhaust, may_crash};
 use crate::progress::Progress;
 use crate::symmetry::Permutation;
+
+/// Ticks without a refresh after which an unverifiable owner's lock is
+/// stale (the holder refreshes every tick: a third of it, as the code).
+pub const STALE: u8 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Pc {
@@ -47,13 +64,22 @@ pub enum Pc {
 pub struct State {
     /// The inode `FILE.lock` names.
     pub name: Option<u8>,
-    /// Per inode: its owner and who holds its flock.
+    /// Per inode: its owner.
     pub owner: Vec<u8>,
+    /// Per inode and host: who holds its flock (one slot per inode where
+    /// locks are shared between hosts).
     pub flock: Vec<Option<u8>>,
     pub pcs: Vec<Pc>,
     pub alive: Vec<bool>,
     /// Per process: its pid now belongs to another, unrelated process.
     pub pid_reused: Vec<bool>,
+    /// Per process: the inode it watches for staleness, and for how many
+    /// ticks it has seen no refresh.
+    pub watch: Vec<Option<(u8, u8)>>,
+    /// Per holder: ticks since its last refresh.
+    pub since_refresh: Vec<u8>,
+    pub paused: Option<u8>,
+    pub pauses: u8,
     pub reaped: bool,
 }
 
@@ -63,11 +89,15 @@ pub enum Action {
     PublishLocked(u8),
     Open(u8),
     TryLock(u8),
-    /// `fstat` + `stat` (same inode?) and the owner's liveness.
+    /// `fstat` + `stat` (same inode?) and the owner's staleness.
     Judge(u8),
     Unlink(u8),
+    /// Holder: `futimens` on its descriptor.
+    Refresh(u8),
     /// Holder: check the name is its inode, `unlink`, close.
     Release(u8),
+    Tick,
+    Pause(u8),
     Crash(u8),
     /// A dead process's pid is given to a new, unrelated process.
     ReusePid(u8),
@@ -82,10 +112,22 @@ pub enum Liveness {
     PidOnly,
 }
 
+/// Where the processes run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hosts {
+    /// All on one host.
+    One,
+    /// Process 0 on another host; `shared_flock`: kernel locks are carried
+    /// between the hosts.
+    Two { shared_flock: bool },
+}
+
 #[derive(Debug)]
 pub struct FileLock {
     pub procs: usize,
     pub crashes: usize,
+    pub pauses: u8,
+    pub hosts: Hosts,
     pub liveness: Liveness,
     /// Re-check, holding the inode's flock, that the name still points at
     /// it before unlinking.
@@ -99,10 +141,43 @@ fn holders(s: &State) -> usize {
 }
 
 impl FileLock {
-    fn unlock(n: &mut State, p: u8, ino: u8) {
-        if n.flock[ino as usize] == Some(p) {
-            n.flock[ino as usize] = None;
+    fn host(&self, p: u8) -> usize {
+        usize::from(self.hosts != Hosts::One && p == 0)
+    }
+
+    /// The flock slot of `ino` as process `p` sees it.
+    fn slot(&self, ino: u8, p: u8) -> usize {
+        match self.hosts {
+            Hosts::Two {
+                shared_flock: false,
+            } => 2 * ino as usize + self.host(p),
+            _ => 2 * ino as usize,
         }
+    }
+
+    /// Whether time matters: only observers of another host's locks read it.
+    fn timed(&self) -> bool {
+        self.hosts != Hosts::One
+    }
+
+    fn unlock(&self, n: &mut State, p: u8, ino: u8) {
+        let slot = self.slot(ino, p);
+        if n.flock[slot] == Some(p) {
+            n.flock[slot] = None;
+        }
+    }
+
+    /// Whether `p`, holding `ino`'s flock, may unlink its name now.
+    fn stale(&self, s: &State, p: u8, ino: u8) -> bool {
+        let owner = s.owner[ino as usize];
+        if self.host(owner) == self.host(p) {
+            let o = owner as usize;
+            return match self.liveness {
+                Liveness::Identity => !s.alive[o],
+                Liveness::PidOnly => !s.alive[o] && !s.pid_reused[o],
+            };
+        }
+        matches!(s.watch[p as usize], Some((w, age)) if w == ino && age >= STALE)
     }
 }
 
@@ -118,6 +193,10 @@ impl Model for FileLock {
             pcs: vec![Pc::Publish; self.procs],
             alive: vec![true; self.procs],
             pid_reused: vec![false; self.procs],
+            watch: vec![None; self.procs],
+            since_refresh: vec![0; self.procs],
+            paused: None,
+            pauses: 0,
             reaped: false,
         }]
     }
@@ -137,8 +216,14 @@ impl Model for FileLock {
                 Pc::Holding { .. } => Action::Release(p),
                 Pc::Done => continue,
             });
+            if self.timed() && matches!(s.pcs[i], Pc::Holding { .. }) && s.since_refresh[i] > 0 {
+                actions.push(Action::Refresh(p));
+            }
             if may_crash(&s.alive, self.crashes) {
                 actions.push(Action::Crash(p));
+            }
+            if s.paused.is_none() && s.pauses < self.pauses {
+                actions.push(Action::Pause(p));
             }
         }
         for i in 0..self.procs {
@@ -146,10 +231,31 @@ impl Model for FileLock {
                 actions.push(Action::ReusePid(i as u8));
             }
         }
+        // A running holder refreshes its lock every tick.
+        let overdue = (0..self.procs).any(|i| {
+            s.alive[i]
+                && matches!(s.pcs[i], Pc::Holding { .. })
+                && s.since_refresh[i] >= 1
+                && s.paused != Some(i as u8)
+        });
+        if self.timed() && !overdue {
+            actions.push(Action::Tick);
+        }
     }
 
     fn next_state(&self, s: &State, action: Action) -> Option<State> {
         let mut n = s.clone();
+        if let Action::PublishLocked(p)
+        | Action::Open(p)
+        | Action::TryLock(p)
+        | Action::Judge(p)
+        | Action::Unlink(p)
+        | Action::Refresh(p)
+        | Action::Release(p) = action
+            && n.paused == Some(p)
+        {
+            n.paused = None;
+        }
         match action {
             Action::PublishLocked(p) => {
                 if s.name.is_some() {
@@ -158,8 +264,11 @@ impl Model for FileLock {
                 } else {
                     let ino = s.owner.len() as u8;
                     n.owner.push(p);
-                    n.flock.push(Some(p));
+                    n.flock.extend([None, None]);
+                    let slot = self.slot(ino, p);
+                    n.flock[slot] = Some(p);
                     n.name = Some(ino);
+                    n.since_refresh[p as usize] = 0;
                     n.pcs[p as usize] = Pc::Holding { ino };
                 }
             }
@@ -173,10 +282,11 @@ impl Model for FileLock {
                 let Pc::TryLock { ino } = s.pcs[p as usize] else {
                     unreachable!()
                 };
-                if s.flock[ino as usize].is_some() {
+                let slot = self.slot(ino, p);
+                if s.flock[slot].is_some() {
                     n.pcs[p as usize] = Pc::Publish; // held: a live holder; back off
                 } else {
-                    n.flock[ino as usize] = Some(p);
+                    n.flock[slot] = Some(p);
                     n.pcs[p as usize] = Pc::Judge { ino };
                 }
             }
@@ -184,16 +294,17 @@ impl Model for FileLock {
                 let Pc::Judge { ino } = s.pcs[p as usize] else {
                     unreachable!()
                 };
-                let owner = s.owner[ino as usize] as usize;
-                let owner_dead = match self.liveness {
-                    Liveness::Identity => !s.alive[owner],
-                    Liveness::PidOnly => !s.alive[owner] && !s.pid_reused[owner],
-                };
                 let named = s.name == Some(ino) || !self.recheck_name;
-                if named && owner_dead {
+                if named && self.stale(s, p, ino) {
                     n.pcs[p as usize] = Pc::Reap { ino };
                 } else {
-                    Self::unlock(&mut n, p, ino);
+                    // Another host's lock: start watching it, unless
+                    // already watching it.
+                    let foreign = self.host(s.owner[ino as usize]) != self.host(p);
+                    if foreign && n.watch[p as usize].is_none_or(|(w, _)| w != ino) {
+                        n.watch[p as usize] = Some((ino, 0));
+                    }
+                    self.unlock(&mut n, p, ino);
                     n.pcs[p as usize] = Pc::Publish;
                 }
             }
@@ -202,11 +313,24 @@ impl Model for FileLock {
                     unreachable!()
                 };
                 // With the re-check, the name is still ours: nobody else
-                // unlinks without this inode's flock, which we hold.
+                // unlinks without this inode's flock, which we hold (when
+                // flocks reach every remover).
                 n.name = None;
                 n.reaped = true;
-                Self::unlock(&mut n, p, ino);
+                n.watch[p as usize] = None;
+                self.unlock(&mut n, p, ino);
                 n.pcs[p as usize] = Pc::Publish;
+            }
+            Action::Refresh(p) => {
+                let Pc::Holding { ino } = s.pcs[p as usize] else {
+                    unreachable!()
+                };
+                n.since_refresh[p as usize] = 0;
+                for w in n.watch.iter_mut().flatten() {
+                    if w.0 == ino {
+                        w.1 = 0;
+                    }
+                }
             }
             Action::Release(p) => {
                 let Pc::Holding { ino } = s.pcs[p as usize] else {
@@ -215,18 +339,40 @@ impl Model for FileLock {
                 if s.name == Some(ino) {
                     n.name = None;
                 }
-                Self::unlock(&mut n, p, ino);
+                self.unlock(&mut n, p, ino);
                 n.pcs[p as usize] = Pc::Done;
+            }
+            Action::Tick => {
+                for w in n.watch.iter_mut().flatten() {
+                    w.1 = (w.1 + 1).min(STALE);
+                }
+                for i in 0..self.procs {
+                    if matches!(n.pcs[i], Pc::Holding { .. }) {
+                        n.since_refresh[i] = (n.since_refresh[i] + 1).min(1);
+                    }
+                }
+            }
+            Action::Pause(p) => {
+                n.paused = Some(p);
+                n.pauses += 1;
             }
             Action::ReusePid(p) => n.pid_reused[p as usize] = true,
             Action::Crash(p) => {
                 n.alive[p as usize] = false;
+                n.watch[p as usize] = None;
+                n.since_refresh[p as usize] = 0;
+                if n.paused == Some(p) {
+                    n.paused = None;
+                }
                 for holder in n.flock.iter_mut() {
                     if *holder == Some(p) {
                         *holder = None;
                     }
                 }
             }
+        }
+        if n == *s {
+            return None; // a tick that changes nothing
         }
         Some(n)
     }
@@ -247,13 +393,38 @@ impl Model for FileLock {
 /// Processes renumbered in a canonical order: the protocol never
 /// compares process ids, only inodes and owners.
 pub fn representative(s: &State) -> State {
-    let perm = Permutation::sorting(s.pcs.len(), |i| (s.pcs[i], s.alive[i], s.pid_reused[i]));
+    renumbered(s, false)
+}
+
+/// The same, keeping process 0 in place (it is the one on another host).
+pub fn representative_but_0(s: &State) -> State {
+    renumbered(s, true)
+}
+
+fn renumbered(s: &State, keep_0: bool) -> State {
+    let perm = Permutation::sorting(s.pcs.len(), |i| {
+        (
+            keep_0 && i != 0,
+            s.pcs[i],
+            s.alive[i],
+            s.pid_reused[i],
+            s.watch[i],
+            s.since_refresh[i],
+        )
+    });
+    let mut flock = vec![None; s.flock.len()];
+    for (slot, holder) in s.flock.iter().enumerate() {
+        flock[slot] = holder.map(|p| perm.id(p));
+    }
     State {
         owner: s.owner.iter().map(|&p| perm.id(p)).collect(),
-        flock: s.flock.iter().map(|h| h.map(|p| perm.id(p))).collect(),
+        flock,
         pcs: perm.apply(&s.pcs),
         alive: perm.apply(&s.alive),
         pid_reused: perm.apply(&s.pid_reused),
+        watch: perm.apply(&s.watch),
+        since_refresh: perm.apply(&s.since_refresh),
+        paused: s.paused.map(|p| perm.id(p)),
         ..s.clone()
     }
 }
@@ -263,40 +434,87 @@ pub(crate) fn progress(bound: usize) -> Progress<FileLock> {
     Progress {
         what: "a live process holds the lock, or all are done",
         goal: |s| holders(s) == 1 || (0..s.pcs.len()).all(|i| !s.alive[i] || s.pcs[i] == Pc::Done),
-        fault: |a| matches!(a, Action::Crash(_) | Action::ReusePid(_)),
+        fault: |a| matches!(a, Action::Crash(_) | Action::ReusePid(_) | Action::Pause(_)),
         bound,
     }
 }
 
-/// Fault-free steps one waiter needs from anywhere: finish what it is
-/// doing (back off, or unlink), open, try the flock, judge, unlink a dead
-/// owner's lock, publish its own.
+/// Fault-free steps one waiter needs from anywhere on one host: finish
+/// what it is doing (back off, or unlink), open, try the flock, judge,
+/// unlink a dead owner's lock, publish its own.
 pub const PROGRESS_BOUND: usize = 8;
+/// Across hosts the waiter first watches the silent lock for `STALE`
+/// ticks, then goes round once more.
+pub const PROGRESS_BOUND_HOSTS: usize = PROGRESS_BOUND + STALE as usize + 4;
 
-pub fn check(procs: usize) -> Verdict {
-    check_variant(procs, Liveness::Identity, true)
+/// The catalogue's configuration: baton's protocol with process 0 on
+/// another host, kernel locks carried between hosts, any number of crashes
+/// but one, a pause, pid reuse.
+pub fn catalogue(procs: usize) -> FileLock {
+    FileLock {
+        procs,
+        crashes: procs - 1,
+        pauses: 1,
+        hosts: Hosts::Two { shared_flock: true },
+        liveness: Liveness::Identity,
+        recheck_name: true,
+    }
 }
 
-/// Checks a variant of the protocol (baton's is `Identity` with the name
-/// re-check).
+pub fn check(procs: usize) -> Verdict {
+    check_config(catalogue(procs))
+}
+
+/// Checks a variant of the protocol on one host (baton's is `Identity`
+/// with the name re-check).
 pub fn check_variant(procs: usize, liveness: Liveness, recheck_name: bool) -> Verdict {
-    // The mutual-exclusion counterexample is shown short (breadth
-    // first, no reduction); the rest are reduced.
-    let symmetric = recheck_name;
+    check_config(FileLock {
+        procs,
+        crashes: procs - 1,
+        pauses: 0,
+        hosts: Hosts::One,
+        liveness,
+        recheck_name,
+    })
+}
+
+/// Checks baton's protocol with process 0 on another host, one crash and
+/// `pauses` pauses.
+pub fn check_hosts(procs: usize, shared_flock: bool, pauses: u8) -> Verdict {
+    check_config(FileLock {
+        procs,
+        crashes: 1,
+        pauses,
+        hosts: Hosts::Two { shared_flock },
+        liveness: Liveness::Identity,
+        recheck_name: true,
+    })
+}
+
+fn check_config(model: FileLock) -> Verdict {
+    // Counterexamples are shown short (breadth first, no reduction); the
+    // protocol that holds is reduced.
+    let symmetry: Option<fn(&State) -> State> = match model.hosts {
+        _ if !model.recheck_name => None,
+        Hosts::One => Some(representative),
+        Hosts::Two { shared_flock: true } => Some(representative_but_0),
+        Hosts::Two {
+            shared_flock: false,
+        } => None,
+    };
+    let bound = match model.hosts {
+        Hosts::One => PROGRESS_BOUND,
+        Hosts::Two { .. } => PROGRESS_BOUND_HOSTS,
+    };
     exhaust(
         "baton-lock-file",
-        procs,
-        FileLock {
-            procs,
-            crashes: procs - 1,
-            liveness,
-            recheck_name,
-        },
+        model.procs,
+        model,
         Checks {
             safety: &[Invariant::MutualExclusion],
             examples: &["dead holder's lock reaped", "lock taken after a reap"],
-            symmetry: symmetric.then_some(representative as fn(&State) -> State),
-            progress: Some(progress(PROGRESS_BOUND)),
+            symmetry,
+            progress: Some(progress(bound)),
         },
     )
 }

@@ -317,6 +317,45 @@ fn a_transaction_that_skips_the_clean_check_commits_a_dead_ones_edit() {
 }
 
 #[test]
+fn lock_file_across_hosts_needs_flocks_that_cross_hosts() {
+    use baton_model::lock_file::{PROGRESS_BOUND_HOSTS, check_hosts};
+    // Kernel locks carried between hosts (NFS's default): a holder on the
+    // other host is never reaped while it lives, however long it pauses;
+    // a dead one's lock is reaped once seen silent for the stale bound.
+    for procs in [2, 3] {
+        let v = check_hosts(procs, true, 1);
+        assert!(v.matches() && v.vacuous.is_empty(), "{v:#?}");
+        let p = v.progress.as_ref().unwrap();
+        assert!(p.holds() && p.worst <= Some(PROGRESS_BOUND_HOSTS), "{p:#?}");
+    }
+    // Host-local kernel locks (`local_lock=flock`): a paused holder on the
+    // other host stops refreshing, is judged stale and reaped.
+    let v = check_hosts(2, false, 1);
+    assert_eq!(v.violated, Some(Invariant::MutualExclusion), "{v:#?}");
+    let a = actions(&v);
+    let pause = a
+        .iter()
+        .position(|a| a.starts_with("Pause"))
+        .expect("a pause");
+    let unlink = a
+        .iter()
+        .position(|a| a.starts_with("Unlink"))
+        .expect("a reap");
+    assert!(pause < unlink, "{a:?}");
+    // And with no pause, a crash: two reapers on different hosts, each
+    // holding its own host's lock on the inode, both unlink.
+    let v = check_hosts(3, false, 0);
+    assert_eq!(v.violated, Some(Invariant::MutualExclusion), "{v:#?}");
+    let a = actions(&v);
+    assert!(a.iter().any(|a| a.starts_with("Crash")), "{a:?}");
+    assert!(
+        a.iter().any(|a| a == &"Unlink(0)") && a.iter().any(|a| a == &"Unlink(1)"),
+        "{a:?}"
+    );
+    assert!(a.iter().all(|a| !a.starts_with("Pause")), "{a:?}");
+}
+
+#[test]
 fn unknown_model_is_none() {
     assert!(check("no-such-model", 2).is_none());
 }

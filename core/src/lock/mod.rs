@@ -68,10 +68,15 @@
 //! between hosts).
 //!
 //! What this cannot protect against: a tool that deletes lock files without
-//! baton's protocol, and filesystems where `flock` is silently a no-op. On a
-//! filesystem that rejects `flock` outright, waiters cannot serialise their
-//! removals, so they reap nothing (not even a provably dead owner's lock)
-//! and say so (`CannotReap`).
+//! baton's protocol, and filesystems where `flock` is silently a no-op or
+//! local to each host (an NFS mount with `local_lock=flock` or `all`):
+//! there a holder on another host is judged by its refreshes alone, so a
+//! holder paused past the stale threshold is reaped, and two reapers on
+//! different hosts are not serialised (`model/src/lock_file.rs` shows
+//! both; with NFS's default, locks that reach the server, it holds). On a
+//! filesystem that rejects `flock` outright, waiters cannot serialise
+//! their removals, so they reap nothing (not even a provably dead owner's
+//! lock) and say so (`CannotReap`).
 //!
 //! # Waiting
 //!
