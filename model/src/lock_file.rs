@@ -22,9 +22,12 @@
 //! model may reap sooner than the code, never later: what holds here holds
 //! there.) Where `flock` is carried between hosts (NFS's default,
 //! `local_lock=none`) the protocol holds even with a holder paused for
-//! ever; where it is host-local (`local_lock=flock` or `all`), two reapers
-//! on different hosts are not serialised and a paused holder's lock is
-//! reaped: the tests show both counterexamples.
+//! ever. Where it is host-local (`local_lock=flock` or `all`), reaping by
+//! observation would let two reapers on different hosts both unlink, and
+//! would reap a paused holder: the variant `observe_host_local` shows both,
+//! so baton never reaps another host's lock there (it reports
+//! `CannotReap`): safe, at the price of a crashed remote holder's lock
+//! staying until removed by hand, which the progress check reports.
 
 use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
@@ -132,6 +135,9 @@ pub struct FileLock {
     /// Re-check, holding the inode's flock, that the name still points at
     /// it before unlinking.
     pub recheck_name: bool,
+    /// Reap another host's lock by observation even where kernel locks are
+    /// host-local (baton does not: it reports `CannotReap`).
+    pub observe_host_local: bool,
 }
 
 fn holders(s: &State) -> usize {
@@ -176,6 +182,13 @@ impl FileLock {
                 Liveness::Identity => !s.alive[o],
                 Liveness::PidOnly => !s.alive[o] && !s.pid_reused[o],
             };
+        }
+        let host_local = self.hosts
+            == Hosts::Two {
+                shared_flock: false,
+            };
+        if host_local && !self.observe_host_local {
+            return false;
         }
         matches!(s.watch[p as usize], Some((w, age)) if w == ino && age >= STALE)
     }
@@ -458,6 +471,7 @@ pub fn catalogue(procs: usize) -> FileLock {
         hosts: Hosts::Two { shared_flock: true },
         liveness: Liveness::Identity,
         recheck_name: true,
+        observe_host_local: false,
     }
 }
 
@@ -475,12 +489,19 @@ pub fn check_variant(procs: usize, liveness: Liveness, recheck_name: bool) -> Ve
         hosts: Hosts::One,
         liveness,
         recheck_name,
+        observe_host_local: false,
     })
 }
 
 /// Checks baton's protocol with process 0 on another host, one crash and
-/// `pauses` pauses.
-pub fn check_hosts(procs: usize, shared_flock: bool, pauses: u8) -> Verdict {
+/// `pauses` pauses; `observe_host_local` is the variant that reaps by
+/// observation where kernel locks are host-local.
+pub fn check_hosts(
+    procs: usize,
+    shared_flock: bool,
+    pauses: u8,
+    observe_host_local: bool,
+) -> Verdict {
     check_config(FileLock {
         procs,
         crashes: 1,
@@ -488,6 +509,7 @@ pub fn check_hosts(procs: usize, shared_flock: bool, pauses: u8) -> Verdict {
         hosts: Hosts::Two { shared_flock },
         liveness: Liveness::Identity,
         recheck_name: true,
+        observe_host_local,
     })
 }
 
@@ -495,12 +517,9 @@ fn check_config(model: FileLock) -> Verdict {
     // Counterexamples are shown short (breadth first, no reduction); the
     // protocol that holds is reduced.
     let symmetry: Option<fn(&State) -> State> = match model.hosts {
-        _ if !model.recheck_name => None,
+        _ if !model.recheck_name || model.observe_host_local => None,
         Hosts::One => Some(representative),
-        Hosts::Two { shared_flock: true } => Some(representative_but_0),
-        Hosts::Two {
-            shared_flock: false,
-        } => None,
+        Hosts::Two { .. } => Some(representative_but_0),
     };
     let bound = match model.hosts {
         Hosts::One => PROGRESS_BOUND,

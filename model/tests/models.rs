@@ -317,20 +317,21 @@ fn a_transaction_that_skips_the_clean_check_commits_a_dead_ones_edit() {
 }
 
 #[test]
-fn lock_file_across_hosts_needs_flocks_that_cross_hosts() {
+fn lock_file_across_hosts_is_safe_and_never_reaps_by_observation_over_host_local_locks() {
     use baton_model::lock_file::{PROGRESS_BOUND_HOSTS, check_hosts};
     // Kernel locks carried between hosts (NFS's default): a holder on the
     // other host is never reaped while it lives, however long it pauses;
     // a dead one's lock is reaped once seen silent for the stale bound.
     for procs in [2, 3] {
-        let v = check_hosts(procs, true, 1);
+        let v = check_hosts(procs, true, 1, false);
         assert!(v.matches() && v.vacuous.is_empty(), "{v:#?}");
         let p = v.progress.as_ref().unwrap();
         assert!(p.holds() && p.worst <= Some(PROGRESS_BOUND_HOSTS), "{p:#?}");
     }
-    // Host-local kernel locks (`local_lock=flock`): a paused holder on the
-    // other host stops refreshing, is judged stale and reaped.
-    let v = check_hosts(2, false, 1);
+    // Host-local kernel locks (`local_lock=flock`), reaping by observation
+    // anyway: a paused holder on the other host stops refreshing, is
+    // judged stale and reaped...
+    let v = check_hosts(2, false, 1, true);
     assert_eq!(v.violated, Some(Invariant::MutualExclusion), "{v:#?}");
     let a = actions(&v);
     let pause = a
@@ -342,17 +343,31 @@ fn lock_file_across_hosts_needs_flocks_that_cross_hosts() {
         .position(|a| a.starts_with("Unlink"))
         .expect("a reap");
     assert!(pause < unlink, "{a:?}");
-    // And with no pause, a crash: two reapers on different hosts, each
+    // ...and with no pause, a crash: two reapers on different hosts, each
     // holding its own host's lock on the inode, both unlink.
-    let v = check_hosts(3, false, 0);
+    let v = check_hosts(3, false, 0, true);
     assert_eq!(v.violated, Some(Invariant::MutualExclusion), "{v:#?}");
     let a = actions(&v);
     assert!(a.iter().any(|a| a.starts_with("Crash")), "{a:?}");
     assert!(
-        a.iter().any(|a| a == &"Unlink(0)") && a.iter().any(|a| a == &"Unlink(1)"),
+        a.contains(&"Unlink(0)") && a.contains(&"Unlink(1)"),
         "{a:?}"
     );
     assert!(a.iter().all(|a| !a.starts_with("Pause")), "{a:?}");
+    // baton's rule there: never reap another host's lock. Mutual exclusion
+    // holds with pauses and crashes; what it costs is that a crashed holder
+    // on the other host leaves its lock for a person to remove.
+    for procs in [2, 3] {
+        let v = check_hosts(procs, false, 1, false);
+        assert_eq!(v.violated, Some(Invariant::Liveness), "{v:#?}");
+        let a = actions(&v);
+        assert!(
+            a.contains(&"Crash(0)"),
+            "the trap is a dead remote holder: {a:?}"
+        );
+        let last = v.counterexample.last().unwrap();
+        assert!(last.contains("no fault-free path"), "{last}");
+    }
 }
 
 #[test]

@@ -435,7 +435,10 @@ impl Fs for SimEnv {
             .call(Site::FsKind, &|| format!("fs_kind({})", d(path)), |k, _| {
                 k.fs.metadata(path).map(|_| match k.fs.network {
                     None => FsKind::Local,
-                    Some(name) => FsKind::Network(name),
+                    Some(name) => FsKind::Network {
+                        name,
+                        host_local_locks: k.fs.host_local_locks,
+                    },
                 })
             })
     }

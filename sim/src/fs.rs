@@ -108,6 +108,9 @@ pub struct SimFs {
     /// a network one (kernel locks then still work here, as on a healthy
     /// NFS mount, but baton must treat them as unreliable).
     pub network: Option<&'static str>,
+    /// With `network`: reported as mounted with host-local kernel locks
+    /// (NFS `local_lock=flock`).
+    pub host_local_locks: bool,
 }
 
 impl SimFs {
@@ -132,6 +135,7 @@ impl SimFs {
             next_ofd: 1,
             locks: BTreeMap::new(),
             network: None,
+            host_local_locks: false,
         }
     }
 

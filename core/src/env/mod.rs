@@ -51,7 +51,13 @@ pub enum FsKind {
     Local,
     /// A network or userspace filesystem (NFS, SMB, FUSE, ...), named: locks
     /// may be emulated, lost after a partition, or block forever.
-    Network(&'static str),
+    Network {
+        name: &'static str,
+        /// Kernel locks are kept on this host and exclude its processes
+        /// only (NFS mounted with `local_lock=flock` or `all`): they tell
+        /// nothing about other hosts' holders or reapers.
+        host_local_locks: bool,
+    },
 }
 
 /// The filesystem calls protocols make, path-based.

@@ -164,10 +164,23 @@ impl Fs for RealEnv {
         let stat = rustix::fs::statfs(path)?;
         #[allow(clippy::unnecessary_cast)] // f_type's width differs between libcs
         let magic = stat.f_type as i64;
-        Ok(NETWORK_FS
-            .iter()
-            .find(|(m, _)| *m == magic)
-            .map_or(FsKind::Local, |(_, name)| FsKind::Network(name)))
+        let Some(&(_, name)) = NETWORK_FS.iter().find(|(m, _)| *m == magic) else {
+            return Ok(FsKind::Local);
+        };
+        // Only NFS has the option; an unreadable mount table is treated
+        // as the default (locks reach the server).
+        let host_local_locks = name == "nfs"
+            && match (
+                std::fs::read_to_string("/proc/self/mountinfo"),
+                path.canonicalize(),
+            ) {
+                (Ok(table), Ok(path)) => mountinfo_host_local_locks(&table, &path),
+                _ => false,
+            };
+        Ok(FsKind::Network {
+            name,
+            host_local_locks,
+        })
     }
 
     fn canonicalize(&self, path: &Path) -> io::Result<PathBuf> {
@@ -364,6 +377,68 @@ impl Random for RealEnv {
     }
 }
 
+/// Whether the mount holding `path` (canonical) is NFS mounted with
+/// `local_lock=flock` or `local_lock=all`, by `/proc/self/mountinfo`: the
+/// mount with the longest mount point above `path`, the last one listed
+/// where several are stacked.
+fn mountinfo_host_local_locks(table: &str, path: &Path) -> bool {
+    let mut best: Option<(usize, bool)> = None;
+    for line in table.lines() {
+        // ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - TYPE SOURCE SUPER-OPTIONS
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let left: Vec<&str> = left.split(' ').collect();
+        let right: Vec<&str> = right.split(' ').collect();
+        let (Some(point), Some(options), Some(fstype)) = (left.get(4), left.get(5), right.first())
+        else {
+            continue;
+        };
+        let point = unescape_octal(point);
+        if !path.starts_with(&point) {
+            continue;
+        }
+        let depth = Path::new(&point).components().count();
+        let local = fstype.starts_with("nfs")
+            && [Some(options), right.get(2)]
+                .into_iter()
+                .flatten()
+                .any(|opts| {
+                    opts.split(',')
+                        .any(|o| o == "local_lock=flock" || o == "local_lock=all")
+                });
+        if best.is_none_or(|(d, _)| depth >= d) {
+            best = Some((depth, local));
+        }
+    }
+    best.is_some_and(|(_, local)| local)
+}
+
+/// Undoes mountinfo's escapes (`\040` for a space, and so on).
+fn unescape_octal(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let code = bytes
+            .get(i + 1..i + 4)
+            .filter(|_| bytes[i] == b'\\')
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| u8::from_str_radix(d, 8).ok());
+        match code {
+            Some(c) => {
+                out.push(c);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,5 +468,27 @@ mod tests {
         );
         // pid_max is at most 2^22 on Linux.
         assert_eq!(env.liveness(u32::MAX - 1, 1).unwrap(), Liveness::Dead);
+    }
+
+    #[test]
+    fn mountinfo_finds_host_local_locks_on_the_mount_holding_the_path() {
+        let table = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+40 22 0:50 / /mnt/shared rw,relatime shared:20 - nfs4 srv:/export rw,vers=4.2,local_lock=none,addr=10.0.0.2
+41 22 0:51 / /mnt/solo rw,relatime shared:21 - nfs srv:/solo rw,vers=3,local_lock=flock,addr=10.0.0.2
+42 22 0:52 / /mnt/all\\040in rw - nfs4 srv:/all rw,local_lock=all
+43 41 0:53 / /mnt/solo/inner rw - nfs4 srv:/inner rw,local_lock=none
+";
+        let local = |p: &str| mountinfo_host_local_locks(table, Path::new(p));
+        assert!(!local("/home/me/repo"), "ext4");
+        assert!(!local("/mnt/shared/repo/tasks.json"), "local_lock=none");
+        assert!(local("/mnt/solo/repo/tasks.json"), "local_lock=flock");
+        assert!(local("/mnt/all in/x"), "local_lock=all, escaped space");
+        assert!(!local("/mnt/solo/inner/x"), "the deeper mount decides");
+        assert!(
+            !local("/mnt/solitary/x"),
+            "a prefix by components, not bytes"
+        );
+        assert!(!mountinfo_host_local_locks("garbage\n", Path::new("/x")));
     }
 }

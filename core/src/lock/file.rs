@@ -5,10 +5,10 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{LockError, LockEvent, Release, locks_unsupported, remaining, still_named};
+use super::{LockError, LockEvent, Release, locks_unsupported, remaining, split, still_named};
 use crate::atomic::temp_sibling;
 use crate::backoff::Backoff;
-use crate::env::{Env, MonoTime, OpenFile};
+use crate::env::{Env, FsKind, MonoTime, OpenFile};
 use crate::error::IoFailure;
 use crate::record::{OwnerRecord, RecordError, Token};
 use crate::stale::{OwnerCheck, Sighting, StaleWatch, Why, check_owner};
@@ -47,13 +47,14 @@ pub(super) fn acquire<E: Env>(
 
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
     let mut watch = StaleWatch::default();
+    let mut host_local_locks = None;
     let mut announced = false;
     let mut polls_without_sleep = 0u32;
     loop {
         if let Some(file) = publish(env, &temp, lock, &bytes)? {
             return Ok(Some(file));
         }
-        let holder = match inspect(env, lock, stale, &mut watch, events)? {
+        let holder = match inspect(env, lock, stale, &mut watch, &mut host_local_locks, events)? {
             Found::Changed | Found::Reaped => {
                 polls_without_sleep += 1;
                 if polls_without_sleep < MAX_POLLS_WITHOUT_SLEEP {
@@ -129,11 +130,14 @@ fn publish<E: Env>(
 }
 
 /// Step 3: look at the lock file; reap it if it is stale.
+/// `host_local_locks` caches whether the filesystem keeps kernel locks on
+/// each host (asked only once an owner turns out unverifiable).
 fn inspect<E: Env>(
     env: &E,
     lock: &Path,
     stale: Duration,
     watch: &mut StaleWatch,
+    host_local_locks: &mut Option<bool>,
     events: &mut dyn FnMut(LockEvent),
 ) -> Result<Found, LockError> {
     let file = match env.open(lock, false) {
@@ -174,6 +178,39 @@ fn inspect<E: Env>(
                 env.monotonic(),
             );
             if unchanged < stale {
+                return Ok(Found::HeldUnverified(owner));
+            }
+            // Silent for the stale threshold. But where kernel locks stay
+            // on each host, a holder or reaper on another host is invisible
+            // to ours: judged by its refreshes alone, a paused holder would
+            // be reaped, and two reapers on different hosts would not be
+            // serialised (the model of this protocol finds both). So no
+            // reaping by observation there.
+            let local = match *host_local_locks {
+                Some(local) => local,
+                None => {
+                    let (dir, _) = split(lock);
+                    let kind = env
+                        .fs_kind(&dir)
+                        .map_err(IoFailure::at("inspect filesystem", &dir))?;
+                    let local = matches!(
+                        kind,
+                        FsKind::Network {
+                            host_local_locks: true,
+                            ..
+                        }
+                    );
+                    *host_local_locks = Some(local);
+                    local
+                }
+            };
+            if local {
+                events(LockEvent::CannotReap {
+                    lock: lock.to_owned(),
+                    why: format!(
+                        "{unverifiable}, and this filesystem keeps kernel locks on each host (local_lock), so its holder cannot be told apart from a paused one; remove it by hand if its owner is gone"
+                    ),
+                });
                 return Ok(Found::HeldUnverified(owner));
             }
             Why::Unchanged {

@@ -21,7 +21,7 @@ pub(super) fn acquire<E: Env>(
     events: &mut dyn FnMut(LockEvent),
 ) -> Result<Option<E::File>, LockError> {
     let (dir, _) = split(lock);
-    if let FsKind::Network(fs) = env
+    if let FsKind::Network { name: fs, .. } = env
         .fs_kind(&dir)
         .map_err(IoFailure::at("inspect filesystem", &dir))?
     {

@@ -67,16 +67,23 @@
 //! kernel lock (other tools, or a filesystem that does not carry locks
 //! between hosts).
 //!
+//! Where kernel locks stay on each host (an NFS mount with
+//! `local_lock=flock` or `all`, read from the mount table), a holder or
+//! reaper on another host is invisible to ours: judged by its refreshes
+//! alone, a holder paused past the stale threshold would be reaped, and
+//! two reapers on different hosts would not be serialised
+//! (`model/src/lock_file.rs` shows both). So there an owner that cannot be
+//! checked is never reaped by observation: the waiter says so
+//! (`CannotReap`) and a person removes the file; provably dead owners on
+//! this host are still reaped, by reapers this host's locks serialise.
+//! With NFS's default (locks reach the server) reaping by observation is
+//! safe, and the model holds with a holder paused for ever.
+//!
 //! What this cannot protect against: a tool that deletes lock files without
-//! baton's protocol, and filesystems where `flock` is silently a no-op or
-//! local to each host (an NFS mount with `local_lock=flock` or `all`):
-//! there a holder on another host is judged by its refreshes alone, so a
-//! holder paused past the stale threshold is reaped, and two reapers on
-//! different hosts are not serialised (`model/src/lock_file.rs` shows
-//! both; with NFS's default, locks that reach the server, it holds). On a
-//! filesystem that rejects `flock` outright, waiters cannot serialise
-//! their removals, so they reap nothing (not even a provably dead owner's
-//! lock) and say so (`CannotReap`).
+//! baton's protocol, and filesystems where `flock` is silently a no-op. On a
+//! filesystem that rejects `flock` outright, waiters cannot serialise their
+//! removals, so they reap nothing (not even a provably dead owner's lock)
+//! and say so (`CannotReap`).
 //!
 //! # Waiting
 //!
@@ -195,7 +202,7 @@ pub fn mode_for<E: Env>(env: &E, file: &Path) -> Result<Mode, IoFailure> {
             .map_err(IoFailure::at("inspect filesystem", &dir))?
         {
             FsKind::Local => Mode::Kernel,
-            FsKind::Network(_) => Mode::File,
+            FsKind::Network { .. } => Mode::File,
         },
     )
 }
