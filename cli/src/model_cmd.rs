@@ -9,6 +9,7 @@ use baton_model::{MODELS, Verdict, check, explore};
 use serde_json::json;
 
 use crate::exit::Exit;
+use crate::report::per_second;
 
 #[derive(Debug, clap::Args)]
 pub struct ModelArgs {
@@ -77,7 +78,7 @@ pub fn print(verdicts: &[(Verdict, Duration)], json_mode: bool, trace: bool) {
                         "holds": p.holds(),
                     })),
                     "ms": took.as_millis() as u64,
-                    "states_per_second": per_second(v.states, *took),
+                    "states_per_second": per_second(v.states as u64, *took),
                     "counterexample": v.counterexample,
                 })
             );
@@ -126,7 +127,7 @@ pub fn print(verdicts: &[(Verdict, Duration)], json_mode: bool, trace: bool) {
             unique,
             v.depth,
             took.as_millis(),
-            per_second(v.states, *took),
+            per_second(v.states as u64, *took),
             progress,
         );
     }
@@ -141,17 +142,6 @@ pub fn print(verdicts: &[(Verdict, Duration)], json_mode: bool, trace: bool) {
                 let _ = writeln!(out, "  {line}");
             }
         }
-    }
-}
-
-/// States generated per second of wall time (0 for a check too quick to
-/// time).
-fn per_second(states: usize, took: Duration) -> u64 {
-    let secs = took.as_secs_f64();
-    if secs < 1e-4 {
-        0
-    } else {
-        (states as f64 / secs) as u64
     }
 }
 

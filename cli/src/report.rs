@@ -13,6 +13,16 @@ use baton_core::lock::{LockEvent, Mode, Release};
 use baton_core::record::{OwnerRecord, RecordError};
 use serde_json::{Value, json};
 
+/// `n` per second of `took` (0 for work too quick to time).
+pub fn per_second(n: u64, took: Duration) -> u64 {
+    let secs = took.as_secs_f64();
+    if secs < 1e-4 {
+        0
+    } else {
+        (n as f64 / secs) as u64
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Reporter {
     pub json: bool,

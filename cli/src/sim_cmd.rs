@@ -101,12 +101,7 @@ impl Verdict {
     }
 
     fn per_second(&self, n: u64) -> u64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            (n as f64 / secs) as u64
-        } else {
-            0
-        }
+        crate::report::per_second(n, self.elapsed)
     }
 
     pub fn json(&self) -> serde_json::Value {

@@ -19,6 +19,7 @@ use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
 use crate::check::{Checks, Verdict, exhaust, may_crash};
+use crate::pause::Pauses;
 
 /// Stale threshold, in ticks.
 pub const STALE: u8 = 2;
@@ -68,8 +69,7 @@ pub struct State {
     pub files: Vec<Option<u8>>,
     pub now: u8,
     pub procs: Vec<Proc>,
-    pub paused: Option<u8>,
-    pub pauses: u8,
+    pub pause: Pauses,
     pub removed_stale: bool,
 }
 
@@ -163,8 +163,7 @@ impl Model for DirElection {
                         }
                     })
                     .collect(),
-                paused: None,
-                pauses: 0,
+                pause: Pauses::default(),
                 removed_stale: false,
             })
             .collect()
@@ -193,7 +192,7 @@ impl Model for DirElection {
             if may_crash(&alive, self.faults.crashes) {
                 actions.push(Action::Crash(p));
             }
-            if s.paused.is_none() && s.pauses < self.faults.pauses {
+            if s.pause.available(self.faults.pauses) {
                 actions.push(Action::Pause(p));
             }
         }
@@ -201,7 +200,7 @@ impl Model for DirElection {
             q.alive
                 && !matches!(q.pc, Pc::Join | Pc::Done)
                 && q.since_touch >= 1
-                && s.paused != Some(i as u8)
+                && !s.pause.is_paused(i as u8)
         });
         if s.now < self.horizon() && !overdue {
             actions.push(Action::Tick);
@@ -216,9 +215,8 @@ impl Model for DirElection {
         | Action::Stat(p)
         | Action::Remove(p)
         | Action::Leave(p) = action
-            && n.paused == Some(p)
         {
-            n.paused = None;
+            n.pause.resume(p);
         }
         let clock = |p: u8| s.now + s.procs[p as usize].skew;
         match action {
@@ -281,15 +279,10 @@ impl Model for DirElection {
                     q.since_touch = (q.since_touch + 1).min(1);
                 }
             }
-            Action::Pause(p) => {
-                n.paused = Some(p);
-                n.pauses += 1;
-            }
+            Action::Pause(p) => n.pause.pause(p),
             Action::Crash(p) => {
                 n.procs[p as usize].alive = false;
-                if n.paused == Some(p) {
-                    n.paused = None;
-                }
+                n.pause.resume(p);
             }
         }
         Some(n)

@@ -28,6 +28,7 @@ use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
 use crate::check::{Checks, Verdict, exhaust, may_crash};
+use crate::pause::Pauses;
 use crate::progress::Progress;
 use crate::symmetry::Permutation;
 
@@ -134,8 +135,7 @@ pub struct State {
     pub log_went_back: bool,
     /// A deposed primary's append was refused.
     pub fenced_off: bool,
-    pub paused: Option<u8>,
-    pub pauses: u8,
+    pub pause: Pauses,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -216,8 +216,7 @@ impl Model for LeaseElection {
             log_newest: 0,
             log_went_back: false,
             fenced_off: false,
-            paused: None,
-            pauses: 0,
+            pause: Pauses::default(),
         }]
     }
 
@@ -240,7 +239,7 @@ impl Model for LeaseElection {
             if may_crash(&alive, self.crashes) {
                 actions.push(Action::Crash(p));
             }
-            if s.paused.is_none() && s.pauses < self.pauses {
+            if s.pause.available(self.pauses) {
                 actions.push(Action::Pause(p));
             }
         }
@@ -250,7 +249,7 @@ impl Model for LeaseElection {
             q.alive
                 && matches!(q.pc, Pc::Act { .. })
                 && q.acting_for >= PAUSE_BOUND
-                && s.paused != Some(i as u8)
+                && !s.pause.is_paused(i as u8)
         });
         if !overdue {
             actions.push(Action::Tick);
@@ -259,14 +258,9 @@ impl Model for LeaseElection {
 
     fn next_state(&self, s: &State, action: Action) -> Option<State> {
         let mut n = s.clone();
-        let stepped = |n: &mut State, p: u8| {
-            if n.paused == Some(p) {
-                n.paused = None;
-            }
-        };
         match action {
             Action::Read(p) => {
-                stepped(&mut n, p);
+                n.pause.resume(p);
                 let q = &mut n.procs[p as usize];
                 q.since_attempt = 0;
                 let take = match s.lease {
@@ -292,7 +286,7 @@ impl Model for LeaseElection {
                 }
             }
             Action::Link(p) => {
-                stepped(&mut n, p);
+                n.pause.resume(p);
                 let Pc::Link { epoch } = s.procs[p as usize].pc else {
                     unreachable!()
                 };
@@ -304,7 +298,7 @@ impl Model for LeaseElection {
                 }
             }
             Action::Check(p) => {
-                stepped(&mut n, p);
+                n.pause.resume(p);
                 let q = &mut n.procs[p as usize];
                 let Pc::Check { epoch, done } = q.pc else {
                     unreachable!()
@@ -317,7 +311,7 @@ impl Model for LeaseElection {
                 };
             }
             Action::Append(p) => {
-                stepped(&mut n, p);
+                n.pause.resume(p);
                 let Pc::Act { epoch, done } = s.procs[p as usize].pc else {
                     unreachable!()
                 };
@@ -339,7 +333,7 @@ impl Model for LeaseElection {
                 }
             }
             Action::Renew(p) => {
-                stepped(&mut n, p);
+                n.pause.resume(p);
                 let q = s.procs[p as usize];
                 let Pc::Renew { epoch, done } = q.pc else {
                     unreachable!()
@@ -351,7 +345,7 @@ impl Model for LeaseElection {
                 }
             }
             Action::Release(p) => {
-                stepped(&mut n, p);
+                n.pause.resume(p);
                 let q = s.procs[p as usize];
                 let Pc::Release { epoch } = q.pc else {
                     unreachable!()
@@ -376,15 +370,10 @@ impl Model for LeaseElection {
                     q.acting_for = (q.acting_for + 1).min(PAUSE_BOUND + 1);
                 }
             }
-            Action::Pause(p) => {
-                n.paused = Some(p);
-                n.pauses += 1;
-            }
+            Action::Pause(p) => n.pause.pause(p),
             Action::Crash(p) => {
                 n.procs[p as usize].alive = false;
-                if n.paused == Some(p) {
-                    n.paused = None;
-                }
+                n.pause.resume(p);
             }
         }
         for q in n.procs.iter_mut() {
@@ -447,7 +436,7 @@ pub fn representative(s: &State) -> State {
             ..l
         }),
         procs: perm.apply(&s.procs),
-        paused: s.paused.map(|p| perm.id(p)),
+        pause: s.pause.renumbered(|p| perm.id(p)),
         ..s.clone()
     }
 }

@@ -22,6 +22,7 @@ pub mod lease;
 pub mod lock_file;
 mod lock_kernel;
 pub mod naive_reap;
+mod pause;
 mod progress;
 mod registry;
 mod registry_150ms;

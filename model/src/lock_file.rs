@@ -33,6 +33,7 @@ use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
 use crate::check::{Checks, Verdict, exhaust, may_crash};
+use crate::pause::Pauses;
 use crate::progress::Progress;
 use crate::symmetry::Permutation;
 
@@ -81,8 +82,7 @@ pub struct State {
     pub watch: Vec<Option<(u8, u8)>>,
     /// Per holder: ticks since its last refresh.
     pub since_refresh: Vec<u8>,
-    pub paused: Option<u8>,
-    pub pauses: u8,
+    pub pause: Pauses,
     pub reaped: bool,
 }
 
@@ -208,8 +208,7 @@ impl Model for FileLock {
             pid_reused: vec![false; self.procs],
             watch: vec![None; self.procs],
             since_refresh: vec![0; self.procs],
-            paused: None,
-            pauses: 0,
+            pause: Pauses::default(),
             reaped: false,
         }]
     }
@@ -235,7 +234,7 @@ impl Model for FileLock {
             if may_crash(&s.alive, self.crashes) {
                 actions.push(Action::Crash(p));
             }
-            if s.paused.is_none() && s.pauses < self.pauses {
+            if s.pause.available(self.pauses) {
                 actions.push(Action::Pause(p));
             }
         }
@@ -249,7 +248,7 @@ impl Model for FileLock {
             s.alive[i]
                 && matches!(s.pcs[i], Pc::Holding { .. })
                 && s.since_refresh[i] >= 1
-                && s.paused != Some(i as u8)
+                && !s.pause.is_paused(i as u8)
         });
         if self.timed() && !overdue {
             actions.push(Action::Tick);
@@ -265,9 +264,8 @@ impl Model for FileLock {
         | Action::Unlink(p)
         | Action::Refresh(p)
         | Action::Release(p) = action
-            && n.paused == Some(p)
         {
-            n.paused = None;
+            n.pause.resume(p);
         }
         match action {
             Action::PublishLocked(p) => {
@@ -365,18 +363,13 @@ impl Model for FileLock {
                     }
                 }
             }
-            Action::Pause(p) => {
-                n.paused = Some(p);
-                n.pauses += 1;
-            }
+            Action::Pause(p) => n.pause.pause(p),
             Action::ReusePid(p) => n.pid_reused[p as usize] = true,
             Action::Crash(p) => {
                 n.alive[p as usize] = false;
                 n.watch[p as usize] = None;
                 n.since_refresh[p as usize] = 0;
-                if n.paused == Some(p) {
-                    n.paused = None;
-                }
+                n.pause.resume(p);
                 for holder in n.flock.iter_mut() {
                     if *holder == Some(p) {
                         *holder = None;
@@ -437,7 +430,7 @@ fn renumbered(s: &State, keep_0: bool) -> State {
         pid_reused: perm.apply(&s.pid_reused),
         watch: perm.apply(&s.watch),
         since_refresh: perm.apply(&s.since_refresh),
-        paused: s.paused.map(|p| perm.id(p)),
+        pause: s.pause.renumbered(|p| perm.id(p)),
         ..s.clone()
     }
 }

@@ -18,6 +18,7 @@ use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
 use crate::check::{Checks, Verdict, exhaust, may_crash};
+use crate::pause::Pauses;
 
 /// The stale threshold, in ticks: a lock whose mtime is more than this
 /// behind the reader's clock is judged abandoned.
@@ -55,9 +56,7 @@ pub struct State {
     pub alive: Vec<bool>,
     /// Per process: ticks spent holding the lock.
     pub held: Vec<u8>,
-    /// The process paused now, until its next step.
-    pub paused: Option<u8>,
-    pub pauses: u8,
+    pub pause: Pauses,
     pub reaped: bool,
 }
 
@@ -136,8 +135,7 @@ impl Model for NaiveReap {
                     pcs: vec![Pc::Try; self.procs],
                     alive: vec![true; self.procs],
                     held: vec![0; self.procs],
-                    paused: None,
-                    pauses: 0,
+                    pause: Pauses::default(),
                     reaped: false,
                 }
             })
@@ -160,13 +158,16 @@ impl Model for NaiveReap {
             if may_crash(&s.alive, self.faults.crashes) {
                 actions.push(Action::Crash(p));
             }
-            if s.paused.is_none() && s.pauses < self.faults.pauses {
+            if s.pause.available(self.faults.pauses) {
                 actions.push(Action::Pause(p));
             }
         }
         // A holder that is running leaves within HOLD ticks.
         let overdue = (0..self.procs).any(|i| {
-            s.alive[i] && s.pcs[i] == Pc::Holding && s.held[i] >= HOLD && s.paused != Some(i as u8)
+            s.alive[i]
+                && s.pcs[i] == Pc::Holding
+                && s.held[i] >= HOLD
+                && !s.pause.is_paused(i as u8)
         });
         if s.now < self.horizon() && !overdue {
             actions.push(Action::Tick);
@@ -175,14 +176,9 @@ impl Model for NaiveReap {
 
     fn next_state(&self, s: &State, action: Action) -> Option<State> {
         let mut n = s.clone();
-        let step = |n: &mut State, p: u8| {
-            if n.paused == Some(p) {
-                n.paused = None;
-            }
-        };
         match action {
             Action::CreateExclusive(p) => {
-                step(&mut n, p);
+                n.pause.resume(p);
                 if s.lock.is_some() {
                     n.pcs[p as usize] = Pc::Stat;
                 } else {
@@ -195,7 +191,7 @@ impl Model for NaiveReap {
                 }
             }
             Action::Stat(p) => {
-                step(&mut n, p);
+                n.pause.resume(p);
                 // Both clocks carry the same shift, so it cancels.
                 let age = |l: LockFile| self.clock(s, p) as i16 - l.mtime as i16;
                 n.pcs[p as usize] = match s.lock {
@@ -205,13 +201,13 @@ impl Model for NaiveReap {
                 };
             }
             Action::Unlink(p) => {
-                step(&mut n, p);
+                n.pause.resume(p);
                 n.reaped |= s.lock.is_some();
                 n.lock = None;
                 n.pcs[p as usize] = Pc::Try;
             }
             Action::Release(p) => {
-                step(&mut n, p);
+                n.pause.resume(p);
                 n.lock = None;
                 n.pcs[p as usize] = Pc::Done;
             }
@@ -223,15 +219,10 @@ impl Model for NaiveReap {
                     }
                 }
             }
-            Action::Pause(p) => {
-                n.paused = Some(p);
-                n.pauses += 1;
-            }
+            Action::Pause(p) => n.pause.pause(p),
             Action::Crash(p) => {
                 n.alive[p as usize] = false;
-                if n.paused == Some(p) {
-                    n.paused = None;
-                }
+                n.pause.resume(p);
             }
         }
         Some(n)
