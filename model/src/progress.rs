@@ -17,8 +17,8 @@
 //! fingerprints, parents and edges), then runs one breadth-first search
 //! backwards from the goal states over fault-free edges.
 
-use std::collections::HashMap;
-use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
@@ -93,7 +93,7 @@ where
     for (i, s) in model.init_states().into_iter().enumerate() {
         let s = canonical(s);
         let fp = fingerprint(&s);
-        if let std::collections::hash_map::Entry::Vacant(e) = index.entry(fp) {
+        if let Entry::Vacant(e) = index.entry(fp) {
             e.insert(parent.len() as u32);
             fingerprints.push(fp);
             parent.push((ROOT, i as u16));
@@ -114,8 +114,8 @@ where
             let next = canonical(next);
             let fp = fingerprint(&next);
             let to = match index.entry(fp) {
-                std::collections::hash_map::Entry::Occupied(e) => *e.get(),
-                std::collections::hash_map::Entry::Vacant(e) => {
+                Entry::Occupied(e) => *e.get(),
+                Entry::Vacant(e) => {
                     let to = parent.len() as u32;
                     e.insert(to);
                     fingerprints.push(fp);
