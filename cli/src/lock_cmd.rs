@@ -46,7 +46,7 @@ pub struct LockArgs {
     /// Instance name written into the lock's owner record.
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
-    /// The file to lock; the lock is FILE.lock beside it.
+    /// The file to lock; the lock is FILE.baton.lock beside it.
     pub file: PathBuf,
     /// The command to run while holding the lock.
     #[arg(last = true, required = true, value_name = "CMD")]

@@ -34,7 +34,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run CMD holding FILE's lock (FILE.lock); exit with CMD's status,
+    /// Run CMD holding FILE's lock (FILE.baton.lock); exit with CMD's status,
     /// or 75 if the lock was not obtained in time.
     Lock(lock_cmd::LockArgs),
     /// Campaign for primary: print events as JSON lines (joined, standby,

@@ -155,7 +155,12 @@ fn killed_file_mode_holder_is_reaped_as_dead_and_json_says_why() {
     assert_eq!(reaped.len(), 1, "{events:?}");
     assert_eq!(reaped[0]["why"], "owner-dead");
     assert_eq!(reaped[0]["owner"]["pid"], holder_pid);
-    assert!(reaped[0]["lock"].as_str().unwrap().ends_with("f.lock"));
+    assert!(
+        reaped[0]["lock"]
+            .as_str()
+            .unwrap()
+            .ends_with("f.baton.lock")
+    );
     let names: Vec<_> = events.iter().map(|e| e["event"].clone()).collect();
     assert_eq!(names, ["waiting", "reaped", "acquired", "released"]);
 }
@@ -168,7 +173,7 @@ fn crashed_file_mode_lock_on_this_host_is_reaped_without_waiting_for_staleness()
     kill(-(holder.id() as i32), "KILL");
     holder.wait().unwrap();
     assert!(
-        dir.path().join("f.lock").exists(),
+        dir.path().join("f.baton.lock").exists(),
         "the crash left its lock"
     );
     // The killed command may take a moment to finish dying, and while any
@@ -269,11 +274,11 @@ fn missing_command_exits_127_and_usage_errors_exit_2() {
 #[test]
 fn errors_are_one_line_naming_the_path_and_the_cause_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    // A sidecar that is a directory cannot be opened as a lock file.
-    std::fs::create_dir(dir.path().join("f.lock")).unwrap();
+    // A sidecar that is a directory is not baton's lock file.
+    std::fs::create_dir(dir.path().join("f.baton.lock")).unwrap();
     let missing: PathBuf = ["nowhere", "f"].iter().collect();
     for (file, named, cause) in [
-        ("f", "f.lock", "Is a directory"),
+        ("f", "f.baton.lock", "a directory"),
         (missing.to_str().unwrap(), "nowhere", "No such file"),
     ] {
         let o = run(baton(dir.path()).args(["lock", "-n", file, "--", "true"]));

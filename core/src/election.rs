@@ -11,7 +11,7 @@
 //!   never guess from mtimes, and a reaper that gets the lock knows the
 //!   owner is dead (the kernel released it). Members feed `status`; they
 //!   play no part in who is primary.
-//! - `DIR/leader.lock`: the primary holds its kernel lock (a sidecar lock
+//! - `DIR/leader.baton.lock`: the primary holds its kernel lock (a sidecar lock
 //!   in kernel mode, never unlinked, see [`crate::lock`]). A dead
 //!   primary's leadership is released by the kernel with its last
 //!   descriptor; a paused one keeps it.
@@ -21,13 +21,13 @@
 //!   every primary action carries it, and a sink that has seen a newer
 //!   epoch rejects older ones ([`crate::fence`]).
 //!
-//! To campaign: join, then wait for `leader.lock`; holding it, read the
+//! To campaign: join, then wait for `leader.baton.lock`; holding it, read the
 //! last epoch, write the next one, and act as primary until stepping down
 //! (release) or dying (the kernel releases).
 //!
 //! # Why there is never more than one primary
 //!
-//! Acting as primary requires holding `leader.lock`'s kernel lock, which
+//! Acting as primary requires holding `leader.baton.lock`'s kernel lock, which
 //! one open file description holds at a time, on the inode the path names
 //! (checked after locking). The kernel releases it only when its holder
 //! unlocks or its last descriptor closes, i.e. the holder stepped down or
@@ -52,7 +52,7 @@ use crate::atomic::{temp_sibling, write_atomic};
 use crate::env::{Env, OpenFile};
 use crate::error::IoFailure;
 use crate::lock::{self, LockError, LockEvent, LockGuard, LockOptions, Mode, Wait};
-use crate::record::{OwnerRecord, Token};
+use crate::record::{OwnerRecord, RECORD_LIMIT, Token};
 
 /// The leader record: who holds the current term.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +92,7 @@ impl Election {
         self.dir.join("members")
     }
 
-    /// The lock target: its sidecar is `DIR/leader.lock`.
+    /// The lock target: its sidecar is `DIR/leader.baton.lock`.
     pub fn leader(&self) -> PathBuf {
         self.dir.join("leader")
     }
@@ -164,7 +164,7 @@ impl Election {
     /// The current leader record, if any primary was ever elected.
     pub fn leader_record<E: Env>(&self, env: &E) -> Result<Option<LeaderRecord>, ElectionError> {
         let path = self.record();
-        match env.read(&path) {
+        match env.read(&path, RECORD_LIMIT) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes)
                     .map(Some)
@@ -285,7 +285,7 @@ fn reap_member<E: Env>(
     }
     let owner = OwnerRecord::parse(
         &file
-            .read_all()
+            .read_all(RECORD_LIMIT)
             .map_err(IoFailure::at("read member file", path))?,
     );
     if !dry_run {
@@ -307,7 +307,7 @@ impl<'e, E: Env> Leadership<'e, E> {
         self.record.epoch
     }
 
-    /// The locked `leader.lock` descriptor: a child that inherits it keeps
+    /// The locked `leader.baton.lock` descriptor: a child that inherits it keeps
     /// the leadership held while it runs.
     pub fn file(&self) -> &E::File {
         self.guard.file()
@@ -320,7 +320,7 @@ impl<'e, E: Env> Leadership<'e, E> {
     }
 }
 
-/// Waits (per `wait`) to become primary; holding `leader.lock`, writes the
+/// Waits (per `wait`) to become primary; holding `leader.baton.lock`, writes the
 /// next epoch durably. `None` if not elected within `wait`.
 pub fn campaign<'e, E: Env>(
     env: &'e E,
@@ -404,7 +404,7 @@ pub fn status<E: Env>(env: &E, election: &Election) -> Result<Status, ElectionEr
             .map_err(IoFailure::at("lock member file", &path))?;
         let owner = OwnerRecord::parse(
             &file
-                .read_all()
+                .read_all(RECORD_LIMIT)
                 .map_err(IoFailure::at("read member file", &path))?,
         );
         members.push(MemberStatus {

@@ -42,7 +42,7 @@ pub enum FenceError {
 /// The entries of a log, in order: (epoch, entry). Lines that are not
 /// `EPOCH<TAB>ENTRY` (written by something else) are skipped.
 pub fn entries<E: Env>(env: &E, log: &Path) -> Result<Vec<(u64, String)>, IoFailure> {
-    let bytes = match env.read(log) {
+    let bytes = match env.read(log, u64::MAX) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(IoFailure::at("read", log)(e)),
@@ -83,7 +83,9 @@ pub fn append<E: Env>(env: &E, log: &Path, epoch: u64, entry: &str) -> Result<()
     let file = env
         .open(log, true)
         .map_err(IoFailure::at("open log", log))?;
-    let bytes = file.read_all().map_err(IoFailure::at("read log", log))?;
+    let bytes = file
+        .read_all(u64::MAX)
+        .map_err(IoFailure::at("read log", log))?;
     let newest = parse(&bytes).iter().map(|(e, _)| *e).max().unwrap_or(0);
     if epoch < newest {
         return Err(FenceError::Fenced {

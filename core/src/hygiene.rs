@@ -1,6 +1,6 @@
 //! Keeping baton's files out of git.
 //!
-//! A sidecar beside a user's file (`tasks.json.lock`) must never show in
+//! A sidecar beside a user's file (`tasks.json.baton.lock`) must never show in
 //! `git status` nor be swept into a commit by `git add -A` (seed 003 put its
 //! lock where `git status` showed it). baton adds the sidecar's exact path,
 //! and the pattern of its temp names, to the repository's
@@ -23,6 +23,11 @@ use crate::error::IoFailure;
 use crate::lock::{self, LockError, LockOptions, Wait};
 
 const HEADER: &str = "# baton: lock files (added by baton; safe to delete when unused)";
+
+/// Limits on what baton reads of git's files: a `.git` or `commondir` file
+/// holds one path; an exclude file is a list of patterns.
+const GIT_FILE_LIMIT: u64 = 64 * 1024;
+const EXCLUDE_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// How long to wait for another baton editing `info/exclude`.
 const EXCLUDE_LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -50,7 +55,7 @@ pub fn find_repo<E: Env>(env: &E, dir: &Path) -> Result<Option<Repo>, IoFailure>
         } else {
             // A linked worktree or submodule: `.git` is a file "gitdir: PATH".
             let text = env
-                .read(&dot_git)
+                .read(&dot_git, GIT_FILE_LIMIT)
                 .map_err(IoFailure::at("read", &dot_git))?;
             let text = String::from_utf8_lossy(&text);
             let Some(path) = text.trim().strip_prefix("gitdir:") else {
@@ -62,7 +67,7 @@ pub fn find_repo<E: Env>(env: &E, dir: &Path) -> Result<Option<Repo>, IoFailure>
             top.join(path.trim())
         };
         let commondir = git_dir.join("commondir");
-        let common_dir = match env.read(&commondir) {
+        let common_dir = match env.read(&commondir, GIT_FILE_LIMIT) {
             Ok(text) => git_dir.join(String::from_utf8_lossy(&text).trim()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => git_dir,
             Err(e) => return Err(IoFailure::at("read", &commondir)(e)),
@@ -148,7 +153,7 @@ pub fn exclude_from_git<E: Env>(env: &E, lock: &Path) -> Result<Option<PathBuf>,
     };
     let todo = missing(env, &exclude, &lines)?;
     if !todo.is_empty() {
-        let mut text = match env.read(&exclude) {
+        let mut text = match env.read(&exclude, EXCLUDE_LIMIT) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(IoFailure::at("read", &exclude)(e).into()),
@@ -172,7 +177,7 @@ pub fn exclude_from_git<E: Env>(env: &E, lock: &Path) -> Result<Option<PathBuf>,
 
 /// The lines of `want` that `exclude` lacks.
 fn missing<E: Fs>(env: &E, exclude: &Path, want: &[String]) -> Result<Vec<String>, IoFailure> {
-    let text = match env.read(exclude) {
+    let text = match env.read(exclude, EXCLUDE_LIMIT) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(IoFailure::at("read", exclude)(e)),

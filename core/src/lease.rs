@@ -49,7 +49,7 @@ use crate::election::{Election, ElectionError};
 use crate::env::{Env, MonoTime, OpenFile};
 use crate::error::IoFailure;
 use crate::lock::Wait;
-use crate::record::Token;
+use crate::record::{RECORD_LIMIT, Token};
 
 /// Versions kept behind the newest.
 const KEEP: u64 = 16;
@@ -118,7 +118,7 @@ pub fn current<E: Env>(env: &E, election: &Election) -> Result<Option<LeaseRecor
             return Ok(None);
         };
         let path = version_path(&dir, seq);
-        match env.read(&path) {
+        match env.read(&path, RECORD_LIMIT) {
             Ok(bytes) => {
                 return serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                     ElectionError::BadRecord {

@@ -12,7 +12,7 @@
 //!   **instance**: one participant (an agent, a plugin instance), which is
 //!   a process or part of one.
 //! - **holder**: the instance that has a lock. **waiter**: one that wants it.
-//! - **sidecar**: `FILE.lock`, the file beside `FILE` that stands for its
+//! - **sidecar**: `FILE.baton.lock`, the file beside `FILE` that stands for its
 //!   lock. **kernel lock**: an advisory `flock` held on an open file.
 //! - **dead**: an owner provably gone (its pid exited or was reused, on this
 //!   host, boot and pid namespace). **stale**: an owner that cannot be

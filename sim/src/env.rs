@@ -347,10 +347,10 @@ impl Fs for SimEnv {
         .map(|ofd| self.file(ofd))
     }
 
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+    fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         self.caller
             .call(Site::Read, &|| format!("read({})", d(path)), |k, _| {
-                k.fs.read(path)
+                k.fs.read(path, limit)
             })
     }
 
@@ -398,6 +398,15 @@ impl Fs for SimEnv {
         self.caller.call(
             Site::Metadata,
             &|| format!("metadata({})", d(path)),
+            |k, _| k.fs.metadata(path),
+        )
+    }
+
+    /// The simulated filesystem has no symlinks: `lstat` is `stat`.
+    fn symlink_metadata(&self, path: &Path) -> io::Result<Metadata> {
+        self.caller.call(
+            Site::Metadata,
+            &|| format!("symlink_metadata({})", d(path)),
             |k, _| k.fs.metadata(path),
         )
     }
@@ -488,8 +497,10 @@ impl OpenFile for SimFile {
         self.call(Site::FileMetadata, "fstat", |k, ofd| Ok(k.fs.fstat(ofd)))
     }
 
-    fn read_all(&self) -> io::Result<Vec<u8>> {
-        self.call(Site::ReadAll, "read_all", |k, ofd| Ok(k.fs.read_all(ofd)))
+    fn read_all(&self, limit: u64) -> io::Result<Vec<u8>> {
+        self.call(Site::ReadAll, "read_all", |k, ofd| {
+            k.fs.read_all(ofd, limit)
+        })
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {

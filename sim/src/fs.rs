@@ -52,6 +52,7 @@ pub const EIO: i32 = 5;
 pub const EEXIST: i32 = 17;
 pub const ENOTDIR: i32 = 20;
 pub const EISDIR: i32 = 21;
+pub const EFBIG: i32 = 27;
 pub const EINVAL: i32 = 22;
 pub const ENOSPC: i32 = 28;
 pub const EACCES: i32 = 13;
@@ -263,6 +264,7 @@ impl SimFs {
             len,
             modified: inode.mtime,
             is_dir,
+            is_file: !is_dir,
             nlink: inode.nlink,
         }
     }
@@ -297,9 +299,10 @@ impl SimFs {
         }
     }
 
-    pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+    pub fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         let ino = self.lookup(path)?;
         match &self.inodes[&ino].node {
+            Node::File { data, .. } if data.len() as u64 > limit => Err(errno(EFBIG)),
             Node::File { data, .. } => Ok(data.clone()),
             Node::Dir { .. } => Err(errno(EISDIR)),
         }
@@ -469,10 +472,11 @@ impl SimFs {
         }
     }
 
-    pub fn read_all(&self, ofd: OfdId) -> Vec<u8> {
+    pub fn read_all(&self, ofd: OfdId, limit: u64) -> io::Result<Vec<u8>> {
         match &self.inodes[&self.ofd_ino(ofd)].node {
-            Node::File { data, .. } => data.clone(),
-            Node::Dir { .. } => Vec::new(),
+            Node::File { data, .. } if data.len() as u64 > limit => Err(errno(EFBIG)),
+            Node::File { data, .. } => Ok(data.clone()),
+            Node::Dir { .. } => Ok(Vec::new()),
         }
     }
 
@@ -749,9 +753,11 @@ mod tests {
         fs.write_all_at(b, b"x", 0, UNIX_EPOCH);
         fs.sync_all(b);
         fs.crash(|_, _| (CrashFate::Durable, 0));
-        assert_eq!(fs.read(p("/w/kept")).unwrap(), b"durable");
+        assert_eq!(fs.read(p("/w/kept"), u64::MAX).unwrap(), b"durable");
         assert_eq!(
-            fs.read(p("/w/unsynced-entry")).unwrap_err().raw_os_error(),
+            fs.read(p("/w/unsynced-entry"), u64::MAX)
+                .unwrap_err()
+                .raw_os_error(),
             Some(ENOENT)
         );
     }
@@ -769,7 +775,7 @@ mod tests {
             fs.sync_dir(p("/")).unwrap();
             fs.write_all_at(a, b"new contents", 0, UNIX_EPOCH);
             fs.crash(|_, _| (fate, 3));
-            assert_eq!(fs.read(p("/w/f")).unwrap(), want, "{fate:?}");
+            assert_eq!(fs.read(p("/w/f"), u64::MAX).unwrap(), want, "{fate:?}");
         }
     }
 
@@ -786,7 +792,7 @@ mod tests {
                 assert_eq!(at_risk, 4);
                 (fate, 2)
             });
-            let got = fs.read(p("/w/log")).unwrap();
+            let got = fs.read(p("/w/log"), u64::MAX).unwrap();
             assert!(got.starts_with(b"one\n"), "{fate:?}: {got:?}");
         }
     }
@@ -800,8 +806,8 @@ mod tests {
         let b = fs.create_new(p("/w/b"), 0, UNIX_EPOCH).unwrap();
         fs.close(b);
         fs.rename(p("/w/a"), p("/w/b")).unwrap();
-        assert_eq!(fs.read(p("/w/b")).unwrap(), b"new");
-        assert!(fs.read(p("/w/a")).is_err());
+        assert_eq!(fs.read(p("/w/b"), u64::MAX).unwrap(), b"new");
+        assert!(fs.read(p("/w/a"), u64::MAX).is_err());
         assert_eq!(fs.inodes.len(), 3, "root, /w and the renamed file");
     }
 }

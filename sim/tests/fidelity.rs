@@ -20,17 +20,18 @@ const NAMES: [&str; 6] = ["a", "b", "d", "d/x", "d/y", "m/z"];
 enum Op {
     CreateNew(usize),
     Open(usize, bool),
-    Read(usize),
+    Read(usize, u8),
     HardLink(usize, usize),
     Rename(usize, usize),
     RemoveFile(usize),
     ReadDir(usize),
     Metadata(usize),
+    SymlinkMetadata(usize),
     CreateDir(usize),
     SyncDir(usize),
     Write(usize, Vec<u8>, u8),
     SetLen(usize, u8),
-    ReadAll(usize),
+    ReadAll(usize, u8),
     Fstat(usize),
     TryLock(usize),
     Unlock(usize),
@@ -43,12 +44,13 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         name.clone().prop_map(Op::CreateNew),
         (name.clone(), any::<bool>()).prop_map(|(n, c)| Op::Open(n, c)),
-        name.clone().prop_map(Op::Read),
+        (name.clone(), 0..8u8).prop_map(|(n, l)| Op::Read(n, l)),
         (name.clone(), name.clone()).prop_map(|(a, b)| Op::HardLink(a, b)),
         (name.clone(), name.clone()).prop_map(|(a, b)| Op::Rename(a, b)),
         name.clone().prop_map(Op::RemoveFile),
         name.clone().prop_map(Op::ReadDir),
         name.clone().prop_map(Op::Metadata),
+        name.clone().prop_map(Op::SymlinkMetadata),
         name.clone().prop_map(Op::CreateDir),
         name.prop_map(Op::SyncDir),
         (
@@ -58,7 +60,7 @@ fn op() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(h, d, o)| Op::Write(h, d, o)),
         (handle.clone(), 0..8u8).prop_map(|(h, l)| Op::SetLen(h, l)),
-        handle.clone().prop_map(Op::ReadAll),
+        (handle.clone(), 0..8u8).prop_map(|(h, l)| Op::ReadAll(h, l)),
         handle.clone().prop_map(Op::Fstat),
         handle.clone().prop_map(Op::TryLock),
         handle.clone().prop_map(Op::Unlock),
@@ -70,6 +72,16 @@ fn outcome<T>(r: std::io::Result<T>, show: impl FnOnce(T) -> String) -> String {
     match r {
         Ok(v) => format!("ok {}", show(v)),
         Err(e) => format!("errno {:?}", e.raw_os_error()),
+    }
+}
+
+/// Directory sizes and link counts differ between filesystems; files' do not.
+fn show_metadata(m: baton_core::env::Metadata) -> String {
+    assert_ne!(m.is_dir, m.is_file, "no symlinks or FIFOs are made here");
+    if m.is_dir {
+        "dir".to_owned()
+    } else {
+        format!("file len {} nlink {}", m.len, m.nlink)
     }
 }
 
@@ -88,7 +100,10 @@ fn apply<E: Env>(env: &E, root: &Path, ops: &[Op]) -> Vec<String> {
                 handles.push(Some(f));
                 String::new()
             }),
-            Op::Read(n) => outcome(env.read(&path(*n)), |d| format!("{d:?}")),
+            // Limits of 0..8 bytes against files of 0..14: both sides of EFBIG.
+            Op::Read(n, limit) => {
+                outcome(env.read(&path(*n), u64::from(*limit)), |d| format!("{d:?}"))
+            }
             Op::HardLink(a, b) => outcome(env.hard_link(&path(*a), &path(*b)), |_| String::new()),
             Op::Rename(a, b) => outcome(env.rename(&path(*a), &path(*b)), |_| String::new()),
             Op::RemoveFile(n) => outcome(env.remove_file(&path(*n)), |_| String::new()),
@@ -96,15 +111,8 @@ fn apply<E: Env>(env: &E, root: &Path, ops: &[Op]) -> Vec<String> {
                 names.sort();
                 format!("{names:?}")
             }),
-            Op::Metadata(n) => outcome(env.metadata(&path(*n)), |m| {
-                // Directory sizes and link counts differ between
-                // filesystems; files' do not.
-                if m.is_dir {
-                    "dir".to_owned()
-                } else {
-                    format!("file len {} nlink {}", m.len, m.nlink)
-                }
-            }),
+            Op::Metadata(n) => outcome(env.metadata(&path(*n)), show_metadata),
+            Op::SymlinkMetadata(n) => outcome(env.symlink_metadata(&path(*n)), show_metadata),
             Op::CreateDir(n) => outcome(env.create_dir(&path(*n)), |_| String::new()),
             Op::SyncDir(n) => outcome(env.sync_dir(&path(*n)), |_| String::new()),
             Op::Write(h, data, off) => match handles.get(*h).and_then(Option::as_ref) {
@@ -115,9 +123,9 @@ fn apply<E: Env>(env: &E, root: &Path, ops: &[Op]) -> Vec<String> {
                 None => "no handle".into(),
                 Some(f) => outcome(f.set_len(u64::from(*len)), |_| String::new()),
             },
-            Op::ReadAll(h) => match handles.get(*h).and_then(Option::as_ref) {
+            Op::ReadAll(h, limit) => match handles.get(*h).and_then(Option::as_ref) {
                 None => "no handle".into(),
-                Some(f) => outcome(f.read_all(), |d| format!("{d:?}")),
+                Some(f) => outcome(f.read_all(u64::from(*limit)), |d| format!("{d:?}")),
             },
             Op::Fstat(h) => match handles.get(*h).and_then(Option::as_ref) {
                 None => "no handle".into(),
@@ -159,7 +167,7 @@ fn tree<E: Env>(env: &E, root: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
                 out.push((child.clone(), None));
                 todo.push(child);
             } else {
-                out.push((child, Some(env.read(&full).expect("listed"))));
+                out.push((child, Some(env.read(&full, u64::MAX).expect("listed"))));
             }
         }
     }
@@ -237,7 +245,7 @@ fn rename_resolves_both_parents_before_either_name() {
 #[test]
 fn empty_write_past_the_end_extends_nothing() {
     use Op::*;
-    let ops = [CreateNew(0), Write(0, Vec::new(), 1), ReadAll(0)];
+    let ops = [CreateNew(0), Write(0, Vec::new(), 1), ReadAll(0, 8)];
     assert_eq!(on_sim(&ops), on_real(&ops));
 }
 

@@ -40,7 +40,7 @@ fn kernel_mode_is_refused_on_nfs_and_auto_picks_file_mode() {
     assert!(report.violation.is_none(), "{:?}", report.violation);
     let seen = seen.lock().unwrap();
     let (refused, auto, locked) = &seen[0];
-    assert!(refused.contains("/mnt/tasks.json.lock"), "{refused}");
+    assert!(refused.contains("/mnt/tasks.json.baton.lock"), "{refused}");
     assert!(refused.contains("unreliable on nfs"), "{refused}");
     assert!(refused.contains("--mode file"), "{refused}");
     assert_eq!(*auto, Mode::File);
@@ -88,7 +88,7 @@ fn another_hosts_lock_is_reaped_by_observation_only_where_kernel_locks_cross_hos
             };
             let record = OwnerRecord::new(&elsewhere, "remote", std::time::UNIX_EPOCH, Token(9));
             fs.put(
-                Path::new("/mnt/tasks.json.lock"),
+                Path::new("/mnt/tasks.json.baton.lock"),
                 &record.to_bytes(),
                 std::time::UNIX_EPOCH,
             )

@@ -40,6 +40,8 @@ pub struct Metadata {
     /// or touched the file (never comparable with another process's clock).
     pub modified: SystemTime,
     pub is_dir: bool,
+    /// A regular file (not a directory, symlink, FIFO, socket or device).
+    pub is_file: bool,
     /// Number of names the inode has; 0 once every name is unlinked.
     pub nlink: u64,
 }
@@ -69,13 +71,20 @@ pub trait Fs {
     /// `AlreadyExists` (EEXIST) if `path` names anything, symlinks included.
     fn create_new(&self, path: &Path) -> io::Result<Self::File>;
 
-    /// `open(O_RDWR|O_CLOEXEC)`, adding `O_CREAT` (0644) when `create`.
+    /// `open(O_RDWR|O_CLOEXEC|O_NOFOLLOW|O_NONBLOCK)`, adding `O_CREAT`
+    /// (0644) when `create`. A symlink at `path` is never followed: ELOOP.
+    /// `O_NONBLOCK` keeps a FIFO or device planted at `path` from blocking
+    /// the open; it changes nothing for regular files or `flock`. Callers
+    /// that will write check [`Metadata::is_file`] before they do.
     /// Opening the same path twice yields two open file descriptions, which
     /// contend for kernel locks even inside one process.
     fn open(&self, path: &Path, create: bool) -> io::Result<Self::File>;
 
-    /// Read the whole file at `path` (open, read to end, close).
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Read the whole file at `path` (open with `O_NOFOLLOW|O_NONBLOCK`,
+    /// read, close). Fails with EFBIG, reading no more than `limit + 1`
+    /// bytes, when the file holds more than `limit` bytes: a record planted
+    /// as a 1 GiB sparse file costs nothing to refuse.
+    fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>>;
 
     /// `link(2)`: give the inode named `original` the new name `link`.
     /// Fails with `AlreadyExists` if `link` exists: an atomic no-clobber
@@ -96,6 +105,9 @@ pub trait Fs {
 
     /// `stat(2)`, following symlinks.
     fn metadata(&self, path: &Path) -> io::Result<Metadata>;
+
+    /// `lstat(2)`: the name itself, a symlink not followed.
+    fn symlink_metadata(&self, path: &Path) -> io::Result<Metadata>;
 
     /// Set the modification time of the file at `path` (`utimensat`).
     fn set_modified(&self, path: &Path, time: SystemTime) -> io::Result<()>;
@@ -120,7 +132,9 @@ pub trait OpenFile: std::fmt::Debug {
     fn metadata(&self) -> io::Result<Metadata>;
 
     /// Read the whole file from offset 0 (`pread` until end of file).
-    fn read_all(&self) -> io::Result<Vec<u8>>;
+    /// Fails with EFBIG, reading no more than `limit + 1` bytes, when the
+    /// file holds more than `limit` bytes.
+    fn read_all(&self, limit: u64) -> io::Result<Vec<u8>>;
 
     /// `pwrite` all of `buf` at `offset`. Data is in the page cache only:
     /// durable after [`OpenFile::sync_all`].

@@ -21,6 +21,16 @@ use super::{
     Random,
 };
 
+/// `O_NOFOLLOW | O_NONBLOCK`: never through a symlink, never blocked by a
+/// FIFO or device planted where a file was expected.
+const NO_FOLLOW: i32 =
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32;
+
+/// EFBIG ("File too large"), for a file longer than its reader's limit.
+fn too_large() -> io::Error {
+    io::Error::from_raw_os_error(27)
+}
+
 /// The machine baton runs on.
 #[derive(Debug)]
 pub struct RealEnv {
@@ -80,6 +90,7 @@ fn metadata_of(m: &std::fs::Metadata) -> io::Result<Metadata> {
         len: m.len(),
         modified: m.modified()?,
         is_dir: m.is_dir(),
+        is_file: m.is_file(),
         nlink: m.nlink(),
     })
 }
@@ -118,12 +129,17 @@ impl Fs for RealEnv {
             .write(true)
             .create(create)
             .mode(0o644)
+            .custom_flags(NO_FOLLOW)
             .open(path)?;
         Ok(RealFile::new(file))
     }
 
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        std::fs::read(path)
+    fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(NO_FOLLOW)
+            .open(path)?;
+        RealFile::new(file).read_all(limit)
     }
 
     fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()> {
@@ -146,6 +162,10 @@ impl Fs for RealEnv {
 
     fn metadata(&self, path: &Path) -> io::Result<Metadata> {
         metadata_of(&std::fs::metadata(path)?)
+    }
+
+    fn symlink_metadata(&self, path: &Path) -> io::Result<Metadata> {
+        metadata_of(&std::fs::symlink_metadata(path)?)
     }
 
     fn set_modified(&self, path: &Path, time: SystemTime) -> io::Result<()> {
@@ -227,15 +247,21 @@ impl OpenFile for RealFile {
         metadata_of(&self.file.metadata()?)
     }
 
-    fn read_all(&self) -> io::Result<Vec<u8>> {
+    fn read_all(&self, limit: u64) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut buf = [0u8; 8192];
         loop {
-            let n = self.file.read_at(&mut buf, out.len() as u64)?;
+            // Ask for at most one byte past the limit: enough to know.
+            let room = limit.saturating_add(1).saturating_sub(out.len() as u64);
+            let want = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            let n = self.file.read_at(&mut buf[..want], out.len() as u64)?;
             if n == 0 {
                 return Ok(out);
             }
             out.extend_from_slice(&buf[..n]);
+            if out.len() as u64 > limit {
+                return Err(too_large());
+            }
         }
     }
 

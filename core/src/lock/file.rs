@@ -5,7 +5,10 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{LockError, LockEvent, Release, locks_unsupported, remaining, split, still_named};
+use super::{
+    LockError, LockEvent, Release, locks_unsupported, open_failure, remaining, split, still_named,
+    vet,
+};
 use crate::atomic::temp_sibling;
 use crate::backoff::Backoff;
 use crate::env::{Env, FsKind, MonoTime, OpenFile};
@@ -143,11 +146,10 @@ fn inspect<E: Env>(
     let file = match env.open(lock, false) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Changed),
-        Err(e) => return Err(IoFailure::at("open lock file", lock)(e).into()),
+        Err(e) => return Err(open_failure("open lock file", lock, e)),
     };
-    let content = file
-        .read_all()
-        .map_err(IoFailure::at("read lock file", lock))?;
+    // A user's file under the lock's name is never waited out and reaped.
+    let (_, content) = vet(lock, &file)?;
     let owner = OwnerRecord::parse(&content);
     if owner == Err(RecordError::FreeSidecar) {
         return Err(LockError::ModeMismatch {

@@ -4,10 +4,11 @@
 use std::io;
 use std::path::Path;
 
-use super::{LockError, LockEvent, Release, remaining, split, still_named};
+use super::{LockError, LockEvent, Release, open_failure, remaining, split, still_named, vet};
+use crate::atomic::temp_sibling;
 use crate::env::{Env, FsKind, MonoTime, OpenFile};
 use crate::error::IoFailure;
-use crate::record::{FREE_SIDECAR, OwnerRecord, padded};
+use crate::record::{FREE_SIDECAR, OwnerRecord, Token, padded};
 
 /// Replacements of the sidecar tolerated while locking it before giving up:
 /// each needs someone deleting the file by hand in a narrow window.
@@ -32,9 +33,16 @@ pub(super) fn acquire<E: Env>(
     }
     let mut announced = false;
     for _ in 0..MAX_REOPENS {
-        let file = env
-            .open(lock, true)
-            .map_err(IoFailure::at("open lock file", lock))?;
+        let file = match env.open(lock, false) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create(env, lock)?;
+                continue;
+            }
+            Err(e) => return Err(open_failure("open lock file", lock, e)),
+        };
+        // Before anything is written: is this baton's sidecar at all?
+        let (_, holder) = vet(lock, &file)?;
         let locked = file
             .try_lock()
             .map_err(IoFailure::at("lock lock file", lock))?;
@@ -45,9 +53,6 @@ pub(super) fn acquire<E: Env>(
             }
             if !announced {
                 announced = true;
-                let holder = file
-                    .read_all()
-                    .map_err(IoFailure::at("read lock file", lock))?;
                 events(LockEvent::Waiting {
                     lock: lock.to_owned(),
                     holder: OwnerRecord::parse(&holder),
@@ -72,6 +77,35 @@ pub(super) fn acquire<E: Env>(
     })
 }
 
+/// Creates the sidecar with the "free" marker already in it: written and
+/// synced in a temp file, then `link`ed into place, so nobody ever finds a
+/// kernel-mode sidecar empty, and an existing name (someone else's sidecar,
+/// or a user's file) is never replaced. Synced once per sidecar: it is
+/// never removed.
+fn create<E: Env>(env: &E, lock: &Path) -> Result<(), LockError> {
+    let temp = temp_sibling(lock, Token::random(env));
+    let file = env
+        .create_new(&temp)
+        .map_err(IoFailure::at("create lock file", &temp))?;
+    let written = file
+        .write_all_at(&padded(FREE_SIDECAR), 0)
+        .and_then(|()| file.sync_all())
+        .map_err(IoFailure::at("write lock file", &temp));
+    drop(file);
+    let linked = written.and_then(|()| match env.hard_link(&temp, lock) {
+        Ok(()) => Ok(()),
+        // Someone else created it first: theirs will do.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(IoFailure::at("create lock file", lock)(e)),
+    });
+    let removed = env
+        .remove_file(&temp)
+        .map_err(IoFailure::at("remove lock temp file", &temp));
+    linked?;
+    removed?;
+    Ok(())
+}
+
 /// Overwrites the sidecar's slot in place, trimming anything longer that a
 /// previous writer left.
 fn write_slot<F: OpenFile>(file: &F, bytes: &[u8]) -> io::Result<()> {
@@ -84,8 +118,14 @@ fn write_slot<F: OpenFile>(file: &F, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn write_record<F: OpenFile>(lock: &Path, file: &F, record: &OwnerRecord) -> Result<(), LockError> {
-    write_slot(file, &record.to_bytes()).map_err(IoFailure::at("write owner record", lock))?;
-    Ok(())
+    match write_slot(file, &record.to_bytes()) {
+        Ok(()) => Ok(()),
+        // The lock is held: the record only tells `status` who holds it.
+        // A full disk (a copy-on-write filesystem allocates even to
+        // overwrite) must not stop a lock that needs no space.
+        Err(e) if matches!(e.raw_os_error(), Some(28) | Some(122)) => Ok(()),
+        Err(e) => Err(IoFailure::at("write owner record", lock)(e).into()),
+    }
 }
 
 pub(super) fn release<F: OpenFile>(lock: &Path, file: F) -> Result<Release, LockError> {

@@ -1,11 +1,35 @@
-//! Sidecar locks: `FILE.lock` beside `FILE`, the convention of seed 002.
+//! Sidecar locks: `FILE.baton.lock` beside `FILE`.
+//!
+//! # The sidecar's name, and files baton did not create
+//!
+//! Seed 002's convention was `FILE.lock`, but that name is taken: it is
+//! Cargo's, Bundler's, Poetry's, Composer's, Nix's and git's own. Locking
+//! `Gemfile` must not write into `Gemfile.lock`. So baton's sidecar carries
+//! a suffix of its own, `.baton.lock` (still ending in `.lock`, so people
+//! and `*.lock` ignore rules recognise it), and baton still trusts nothing
+//! it finds there:
+//!
+//! - every sidecar is opened with `O_NOFOLLOW`: a symlink is refused,
+//!   never followed, and so is anything but a regular file (FIFO, socket,
+//!   device, directory);
+//! - its bytes must be baton's ([`crate::record::written_by_baton`]): a
+//!   record, whole or torn, or empty (a file-mode lock after a machine
+//!   crash). A kernel-mode sidecar is created by `link` from a temp file
+//!   already holding the "free" marker, synced, so it is never seen empty;
+//! - anything else is a user's file: baton refuses with
+//!   [`LockError::NotOurs`] and never writes to, truncates or removes it.
+//!
+//! `FILE` is named by its components: `sub`, `sub/` and `sub/.` are one
+//! file, locked by `sub.baton.lock`; a path without a file name (`.`, `..`,
+//! `/`) is refused.
 //!
 //! # Kernel mode (default on local filesystems)
 //!
 //! The sidecar is a plain file that is **never unlinked**; holding the lock
 //! means holding `flock(LOCK_EX)` on an open description of it.
 //!
-//! 1. open `FILE.lock` (creating it), `try_lock`; if contended, announce the
+//! 1. open `FILE.baton.lock` (creating it as above), check it is baton's,
+//!    `try_lock`; if contended, announce the
 //!    wait once and block in `flock`, woken by the kernel, until the deadline;
 //! 2. compare the locked description's inode with the one the path names
 //!    now; on a mismatch (someone removed or replaced the file by hand) the
@@ -27,19 +51,22 @@
 //!
 //! # Exclusive-file mode
 //!
-//! The lock exists while `FILE.lock` exists: what other tools that use
+//! The lock exists while `FILE.baton.lock` exists: what other tools that use
 //! `O_EXCL` lock files (git, npm lockfile, shell `noclobber`) understand.
 //!
-//! 1. acquire: create a private temp file `.FILE.lock.TOKEN.tmp`, take
+//! 1. acquire: create a private temp file `.FILE.baton.lock.TOKEN.tmp`, take
 //!    `flock` on it, write the owner record, then `link` it to `FILE.lock`.
 //!    `link` fails if the name exists, so the lock is taken atomically
-//!    **with its content**: a reader never sees an empty or partial record.
+//!    **with its content**: a reader never sees an empty or partial record
+//!    (until a machine crash: the record is not synced, and an empty file
+//!    left then is reaped as an unverifiable owner's).
 //!    The temp name is unlinked; the holder keeps its descriptor, and so its
 //!    kernel lock on the lock file's inode, for as long as it holds the lock;
 //! 2. while holding: refresh the inode's mtime through that descriptor
 //!    (`futimens`) every third of the stale threshold, for observers that
 //!    cannot see kernel locks (other hosts, other tools);
-//! 3. a waiter that finds the name taken opens it and tries the inode's
+//! 3. a waiter that finds the name taken opens it (refusing what is not
+//!    baton's: a user's file there is never reaped) and tries the inode's
 //!    kernel lock. If that blocks, a live process holds the lock (a baton
 //!    holder, or the command it runs, which inherits the descriptor): wait.
 //!    If the waiter gets it, it holds the right to remove *this inode* and
@@ -103,7 +130,7 @@ use std::time::Duration;
 
 use crate::env::{Env, FsKind, Metadata, MonoTime, OpenFile};
 use crate::error::IoFailure;
-use crate::record::{OwnerRecord, RecordError, Token};
+use crate::record::{OwnerRecord, RECORD_LIMIT, RecordError, Token, written_by_baton};
 use crate::stale::Why;
 
 /// How a sidecar lock is held.
@@ -189,6 +216,13 @@ pub enum LockError {
     ModeMismatch { path: PathBuf },
     #[error("{}: lock file keeps being replaced while locking it ({attempts} attempts)", path.display())]
     Unstable { path: PathBuf, attempts: u32 },
+    #[error(
+        "{}: not baton's lock file ({why}); baton never writes to or removes a file it did not create: move it away if it is not needed, or lock another name",
+        path.display()
+    )]
+    NotOurs { path: PathBuf, why: &'static str },
+    #[error("{}: names no file to lock (it ends in `.`, `..` or `/`)", path.display())]
+    NoFileName { path: PathBuf },
 }
 
 /// The mode a lock on `file` should use when the user has not chosen:
@@ -207,11 +241,71 @@ pub fn mode_for<E: Env>(env: &E, file: &Path) -> Result<Mode, IoFailure> {
     )
 }
 
-/// `FILE.lock`, beside `FILE`.
+/// The suffix of baton's sidecars: its own, so it never names a user's
+/// `FILE.lock` (see the module documentation).
+pub const SIDECAR_SUFFIX: &str = ".baton.lock";
+
+/// `FILE.baton.lock`, beside `FILE`. `FILE` is taken by its components, so
+/// `sub`, `sub/` and `sub/.` have one sidecar, `sub.baton.lock`. A path
+/// with no file name gets `.baton.lock` inside it: [`acquire`] refuses such
+/// paths first.
 pub fn sidecar_path(file: &Path) -> PathBuf {
-    let mut name = file.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
+    let mut path: PathBuf = file.components().collect();
+    let mut name = path.file_name().map(OsString::from).unwrap_or_default();
+    name.push(SIDECAR_SUFFIX);
+    if path.file_name().is_some() {
+        path.set_file_name(name);
+    } else {
+        path.push(name);
+    }
+    path
+}
+
+/// Why a found lock file is not baton's, from the error opening or reading
+/// it: a symlink (`O_NOFOLLOW`'s ELOOP), a socket (ENXIO), a directory, or
+/// more bytes than any record. `None`: an ordinary I/O error.
+pub(crate) fn refusal(e: &io::Error) -> Option<&'static str> {
+    match e.raw_os_error() {
+        Some(40) => Some("a symbolic link, which baton never follows"),
+        Some(6) => Some("not a regular file"),
+        Some(21) => Some("a directory"),
+        Some(27) => Some("larger than any record baton writes"),
+        _ => None,
+    }
+}
+
+/// An error opening or reading the lock file `lock`, as a refusal when it
+/// shows the file is not baton's.
+pub(crate) fn open_failure(op: &'static str, lock: &Path, e: io::Error) -> LockError {
+    match refusal(&e) {
+        Some(why) => LockError::NotOurs {
+            path: lock.to_owned(),
+            why,
+        },
+        None => IoFailure::at(op, lock)(e).into(),
+    }
+}
+
+/// Checks that the lock file open as `file` is baton's, and returns its
+/// metadata and bytes: a regular file holding a baton record (or nothing).
+pub(crate) fn vet<F: OpenFile>(lock: &Path, file: &F) -> Result<(Metadata, Vec<u8>), LockError> {
+    let meta = file
+        .metadata()
+        .map_err(IoFailure::at("stat lock file", lock))?;
+    let not_ours = |why| LockError::NotOurs {
+        path: lock.to_owned(),
+        why,
+    };
+    if !meta.is_file {
+        return Err(not_ours("not a regular file"));
+    }
+    let content = file
+        .read_all(RECORD_LIMIT)
+        .map_err(|e| open_failure("read lock file", lock, e))?;
+    if !written_by_baton(&content) {
+        return Err(not_ours("it holds something other than a baton record"));
+    }
+    Ok((meta, content))
 }
 
 /// How a release ended.
@@ -312,6 +406,11 @@ pub fn acquire<'e, E: Env>(
     opts: &LockOptions,
     events: &mut dyn FnMut(LockEvent),
 ) -> Result<Option<LockGuard<'e, E>>, LockError> {
+    if file.file_name().is_none() {
+        return Err(LockError::NoFileName {
+            path: file.to_owned(),
+        });
+    }
     let lock = sidecar_path(file);
     let started = env.monotonic();
     let deadline = match opts.wait {
@@ -363,7 +462,8 @@ pub(crate) fn still_named<E: Env>(
     let ours = file
         .metadata()
         .map_err(IoFailure::at("stat lock file", lock))?;
-    match env.metadata(lock) {
+    // lstat: a symlink put in its place names another file, not ours.
+    match env.symlink_metadata(lock) {
         Ok(now) => Ok((now.id == ours.id).then_some(ours)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(IoFailure::at("stat lock file", lock)(e)),

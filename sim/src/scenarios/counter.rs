@@ -31,7 +31,7 @@ fn parse(bytes: &[u8]) -> Option<u64> {
 pub fn increment(env: &SimEnv, probe: &Probe) {
     probe.enter(COUNTER);
     let counter = Path::new(COUNTER);
-    if let Ok(bytes) = env.read(counter) {
+    if let Ok(bytes) = env.read(counter, u64::MAX) {
         match parse(&bytes) {
             None => probe.violated(
                 Invariant::NoTornState,
@@ -52,7 +52,7 @@ pub fn increment(env: &SimEnv, probe: &Probe) {
 /// acknowledged increment.
 pub fn end(fs: &SimFs, oracle: &Oracle) -> Result<(), (Invariant, String)> {
     let bytes = fs
-        .read(Path::new(COUNTER))
+        .read(Path::new(COUNTER), u64::MAX)
         .map_err(|e| (Invariant::NoTornState, format!("{COUNTER}: {e}")))?;
     let value = parse(&bytes).ok_or_else(|| {
         (

@@ -87,7 +87,7 @@ fn registry_rmw(env: &SimEnv, probe: &Probe, role: Role) {
     let me = instance_id(env, role);
     let path = Path::new("/w/plugin.lock");
     start_together(env);
-    let holder = env.read(path).ok().filter(|b| !b.is_empty());
+    let holder = env.read(path, u64::MAX).ok().filter(|b| !b.is_empty());
     let primary = match holder {
         None => {
             overwrite(env, path, me.as_bytes());
@@ -103,7 +103,7 @@ fn registry_rmw(env: &SimEnv, probe: &Probe, role: Role) {
 // ----- registry-150ms (seed 001, first fix) --------------------------------
 
 fn read_list(env: &SimEnv, path: &Path) -> Vec<String> {
-    env.read(path)
+    env.read(path, u64::MAX)
         .ok()
         .and_then(|b| serde_json_lite(&b))
         .unwrap_or_default()
@@ -305,7 +305,7 @@ fn baton_election_lease(env: &SimEnv, probe: &Probe, role: Role, report_acting: 
 /// Every acknowledged event is in the log exactly once, under its epoch,
 /// and epochs never go down.
 fn fenced_log_end(fs: &SimFs, oracle: &Oracle) -> Result<(), (Invariant, String)> {
-    let bytes = fs.read(Path::new(FENCED_LOG)).unwrap_or_default();
+    let bytes = fs.read(Path::new(FENCED_LOG), u64::MAX).unwrap_or_default();
     let mut seen: BTreeMap<String, u32> = BTreeMap::new();
     let mut last = 0;
     for line in String::from_utf8_lossy(&bytes).lines() {
