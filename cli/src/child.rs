@@ -5,8 +5,21 @@
 //! runs even if `baton` itself is killed with SIGKILL: the kernel lock
 //! belongs to the open file description, which the child shares. That is
 //! what util-linux flock(1) does. SIGINT, SIGTERM, SIGHUP and SIGQUIT sent
-//! to `baton` are forwarded to the command; the lock is released only after
-//! the command has exited.
+//! to `baton` by a process (`kill`) are forwarded to the command; the lock
+//! is released only after the command has exited.
+//!
+//! Signals the kernel generates (Ctrl-C, Ctrl-\, a terminal hang-up) are
+//! not forwarded: the terminal sends them to its whole foreground process
+//! group, and the command, in baton's group, already has its own copy.
+//! Forwarding those would deliver Ctrl-C twice. (A `kill` of the whole
+//! process group reaches the command twice for the same reason; send it to
+//! `baton` alone.)
+//!
+//! The lock is released when the command exits. A background process the
+//! command started and left running inherits the descriptor but not the
+//! lock: baton unlocks the description they share (unlike flock(1), which
+//! leaves the lock to the last holder of the descriptor). A command that
+//! starts background work should wait for it before exiting.
 
 use std::ffi::OsString;
 use std::io;
@@ -17,7 +30,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
-use signal_hook::iterator::Signals;
+use signal_hook::iterator::SignalsInfo;
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::low_level::siginfo::Cause;
 
 use crate::exit::Exit;
 
@@ -55,11 +70,11 @@ pub fn spawn(
     match command.spawn() {
         Ok(child) => Ok(Ok(child)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            eprintln!("baton: run command: {}: {e}", program.to_string_lossy());
+            crate::report::error_line(&format!("run command: {}: {e}", program.to_string_lossy()));
             Ok(Err(Exit::NotFound))
         }
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            eprintln!("baton: run command: {}: {e}", program.to_string_lossy());
+            crate::report::error_line(&format!("run command: {}: {e}", program.to_string_lossy()));
             Ok(Err(Exit::CannotExecute))
         }
         Err(e) => Err(e).with_context(|| format!("run command: {}", program.to_string_lossy())),
@@ -75,14 +90,19 @@ pub fn supervise(
     tick_every: Option<Duration>,
     tick: &(dyn Fn() -> bool + Sync),
 ) -> anyhow::Result<Exit> {
-    let mut signals = Signals::new(FORWARDED).context("install signal handlers")?;
+    let mut signals =
+        SignalsInfo::<WithOrigin>::new(FORWARDED).context("install signal handlers")?;
     let handle = signals.handle();
     let pid = rustix::process::Pid::from_raw(child.id() as i32).context("child pid")?;
     let (stop_tx, stop_rx) = mpsc::channel::<()>();
     let status = std::thread::scope(|s| {
         s.spawn(move || {
-            for sig in signals.forever() {
-                if let Some(sig) = rustix::process::Signal::from_named_raw(sig) {
+            for origin in signals.forever() {
+                // The terminal's own copy already reached the command.
+                if origin.cause == Cause::Kernel {
+                    continue;
+                }
+                if let Some(sig) = rustix::process::Signal::from_named_raw(origin.signal) {
                     // The child may have exited already: nothing to forward to.
                     let _ = rustix::process::kill_process(pid, sig);
                 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use baton_core::election::{self, Election, LeaderRecord, Leadership};
+use baton_core::election::{self, Election, ElectionMode, LeaderRecord, Leadership};
 use baton_core::env::real::RealEnv;
 use baton_core::env::{Fs, Processes};
 use baton_core::hygiene;
@@ -25,8 +25,10 @@ use baton_core::lease::{self, LeaseTiming};
 use baton_core::lock::Wait;
 use serde_json::{Value, json};
 
+use crate::args;
 use crate::child;
 use crate::exit::Exit;
+use crate::report;
 
 /// How often a campaign looks up from waiting to check it should stop.
 /// The wait itself is woken by the kernel the moment the primary goes.
@@ -47,19 +49,20 @@ pub struct ElectArgs {
     /// repository root, or in the current directory outside a repository).
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
-    /// This instance's id (default: host-pid-starttime).
-    #[arg(long, value_name = "ID")]
+    /// This instance's id (default: host-pid-starttime): letters, digits
+    /// and ._:@+-, not starting with . or -, at most 128 bytes.
+    #[arg(long, value_name = "ID", value_parser = args::instance_id)]
     pub id: Option<String>,
     #[arg(long, value_enum, default_value_t = ElectMode::Kernel)]
     pub mode: ElectMode,
     /// Lease mode: the lease duration. The primary renews every 2/15 of it
     /// and stops acting 2/3 of it after its last renewal; a challenger
     /// takes over after seeing it unrenewed for all of it.
-    #[arg(long, value_name = "SECS", default_value_t = 15.0)]
-    pub ttl: f64,
+    #[arg(long, value_name = "SECS", default_value = "15", value_parser = args::positive_secs)]
+    pub ttl: Duration,
     /// Kernel mode, without a command: while primary, step down for a live
     /// member with a smaller id (preference, never safety).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cmd")]
     pub hand_over: bool,
     /// The command to run while primary.
     #[arg(last = true, value_name = "CMD")]
@@ -95,9 +98,7 @@ fn election_dir(env: &RealEnv, dir: Option<PathBuf>) -> anyhow::Result<Election>
 }
 
 fn print(line: &Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    report::stdout_line(&line.to_string());
 }
 
 fn leader_json(r: &LeaderRecord) -> Value {
@@ -129,7 +130,9 @@ fn stop_flag(watch_stdin: bool) -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-/// Waits to become primary, saying `standby` once, until `stop`.
+/// Waits to become primary, until `stop`, saying `standby` with the
+/// primary's id and epoch at first and again whenever they change (a
+/// failover to another member is news to a standby).
 fn campaign<'e>(
     env: &'e RealEnv,
     election: &Election,
@@ -137,17 +140,20 @@ fn campaign<'e>(
     stop: &AtomicBool,
     announce: &mut dyn FnMut(Value),
 ) -> anyhow::Result<Option<Leadership<'e, RealEnv>>> {
-    let mut said_standby = false;
+    let mut said: Option<Option<(String, u64)>> = None;
     while !stop.load(Ordering::SeqCst) {
         if let Some(l) =
             election::campaign(env, election, member, Wait::For(STOP_CHECK), &mut |_| {})?
         {
             return Ok(Some(l));
         }
-        if !said_standby {
-            said_standby = true;
-            let primary = election.leader_record(env)?.map(|r| r.id);
-            announce(json!({ "event": "standby", "id": member.id, "primary": primary }));
+        let primary = election.leader_record(env)?.map(|r| (r.id, r.epoch));
+        if said.as_ref() != Some(&primary) {
+            let (id, epoch) = primary.clone().unzip();
+            announce(json!({
+                "event": "standby", "id": member.id, "primary": id, "epoch": epoch,
+            }));
+            said = Some(primary);
         }
     }
     Ok(None)
@@ -157,10 +163,15 @@ pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
     let env = RealEnv::new().context("read process identity from /proc")?;
     let election = election_dir(&env, args.dir.clone())?;
     let me = env.identity();
-    let id = args
-        .id
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}-{}", me.host, me.pid, me.start_time));
+    let id = args.id.clone().unwrap_or_else(|| {
+        election::sanitize_id(&format!("{}-{}-{}", me.host, me.pid, me.start_time))
+    });
+    if args.hand_over && args.mode == ElectMode::Lease {
+        return Err(args::UsageError(
+            "--hand-over applies to kernel mode only: a lease is never handed over".to_owned(),
+        )
+        .into());
+    }
     let with_cmd = !args.cmd.is_empty();
     // Events go to stdout without a command (the plugin interface), to
     // stderr with one (stdout is the command's), as JSON when asked.
@@ -168,9 +179,9 @@ pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
         if !with_cmd {
             print(&event);
         } else if json_mode {
-            eprintln!("{event}");
+            report::stderr_line(&event.to_string());
         } else {
-            eprintln!("baton: {}", human(&event));
+            report::stderr_line(&format!("baton: {}", human(&event)));
         }
     };
     let stop = stop_flag(!with_cmd)?;
@@ -185,12 +196,14 @@ pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
             &mut announce,
         ),
         ElectMode::Lease => {
-            let ttl = Duration::try_from_secs_f64(args.ttl)
-                .ok()
-                .filter(|d| *d >= Duration::from_millis(150))
-                .with_context(|| {
-                    format!("--ttl {}: not a duration of at least 0.15 s", args.ttl)
-                })?;
+            let ttl = args.ttl;
+            if ttl < Duration::from_millis(150) {
+                return Err(args::UsageError(format!(
+                    "--ttl {}: a lease shorter than 0.15 s cannot be renewed in time",
+                    ttl.as_secs_f64()
+                ))
+                .into());
+            }
             let timing = LeaseTiming::from_lease(ttl);
             elect_lease(
                 &env,
@@ -283,7 +296,7 @@ fn elect_lease(
 ) -> anyhow::Result<Exit> {
     announce(json!({ "event": "joined", "id": id, "dir": election.dir, "mode": "lease" }));
     loop {
-        let mut said_standby = false;
+        let mut said: Option<Option<(String, u64)>> = None;
         let mut challenger = lease::Challenger::new(env, election, id, timing)?;
         let mut holder = loop {
             if stop.load(Ordering::SeqCst) {
@@ -294,10 +307,15 @@ fn elect_lease(
                 break h;
             }
             std::thread::park_timeout(timing.retry.min(STOP_CHECK));
-            if !said_standby {
-                said_standby = true;
-                let primary = lease::current(env, election)?.map(|r| r.holder);
-                announce(json!({ "event": "standby", "id": id, "primary": primary }));
+            let primary = lease::current(env, election)?
+                .filter(|r| !r.holder.is_empty())
+                .map(|r| (r.holder, r.epoch));
+            if said.as_ref() != Some(&primary) {
+                let (holder, epoch) = primary.clone().unzip();
+                announce(json!({
+                    "event": "standby", "id": id, "primary": holder, "epoch": epoch,
+                }));
+                said = Some(primary);
             }
         };
         let epoch = holder.epoch();
@@ -358,6 +376,16 @@ fn human(event: &Value) -> String {
 pub fn status(args: DirArgs, json_mode: bool) -> anyhow::Result<Exit> {
     let env = RealEnv::new().context("read process identity from /proc")?;
     let election = election_dir(&env, args.dir)?;
+    match env.symlink_metadata(&election.dir) {
+        Ok(m) if m.is_dir => {}
+        Ok(_) => anyhow::bail!("status: {}: not a directory", election.dir.display()),
+        Err(e) => anyhow::bail!(
+            "status: {}: no election here ({e}); start one with `baton elect --dir {}`",
+            election.dir.display(),
+            election.dir.display()
+        ),
+    }
+    let mode = election.recorded_mode(&env)?;
     let st = election::status(&env, &election)?;
     let members: Vec<Value> = st
         .members
@@ -381,34 +409,65 @@ pub fn status(args: DirArgs, json_mode: bool) -> anyhow::Result<Exit> {
         .filter(|_| st.primary_alive)
         .map(leader_json);
     let lease = lease::current(&env, &election)?;
+    // In lease mode the primary is the lease's holder: files cannot say
+    // whether it still renews, only who holds the newest version.
+    let lease_primary = lease.as_ref().filter(|l| !l.holder.is_empty());
+    let (primary, epoch) = match mode {
+        Some(ElectionMode::Lease) => (
+            lease_primary.map(|l| json!({ "id": l.holder, "epoch": l.epoch, "seq": l.seq })),
+            lease.as_ref().map(|l| l.epoch),
+        ),
+        _ => (primary, st.leader.as_ref().map(|r| r.epoch)),
+    };
     if json_mode {
         print(&json!({
             "dir": election.dir,
+            "mode": mode.map(ElectionMode::name),
             "primary": primary,
-            "epoch": st.leader.as_ref().map(|r| r.epoch),
+            "epoch": epoch,
             "members": members,
             "lease": lease.as_ref().map(|l| json!({ "epoch": l.epoch, "holder": l.holder, "seq": l.seq })),
         }));
         return Ok(Exit::Ok);
     }
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "election {}", election.dir.display());
-    match (&st.leader, st.primary_alive) {
-        (Some(r), true) => {
-            let _ = writeln!(
-                out,
-                "primary  {} (pid {} on {}), epoch {}",
-                r.id, r.pid, r.host, r.epoch
-            );
+    let _ = writeln!(
+        out,
+        "election {} ({} mode)",
+        election.dir.display(),
+        mode.map_or("no", ElectionMode::name)
+    );
+    if mode == Some(ElectionMode::Lease) {
+        match lease_primary {
+            Some(l) => {
+                let _ = writeln!(
+                    out,
+                    "primary  {} (lease holder), epoch {}, version {}",
+                    l.holder, l.epoch, l.seq
+                );
+            }
+            None => {
+                let _ = writeln!(out, "primary  none (lease free or never taken)");
+            }
         }
-        (Some(r), false) => {
-            let _ = writeln!(out, "primary  none (last: {}, epoch {})", r.id, r.epoch);
-        }
-        (None, _) => {
-            let _ = writeln!(out, "primary  none ever elected");
+    } else {
+        match (&st.leader, st.primary_alive) {
+            (Some(r), true) => {
+                let _ = writeln!(
+                    out,
+                    "primary  {} (pid {} on {}), epoch {}",
+                    r.id, r.pid, r.host, r.epoch
+                );
+            }
+            (Some(r), false) => {
+                let _ = writeln!(out, "primary  none (last: {}, epoch {})", r.id, r.epoch);
+            }
+            (None, _) => {
+                let _ = writeln!(out, "primary  none ever elected");
+            }
         }
     }
-    if let Some(l) = &lease {
+    if let Some(l) = lease.as_ref().filter(|_| mode != Some(ElectionMode::Lease)) {
         let holder = if l.holder.is_empty() {
             "released"
         } else {

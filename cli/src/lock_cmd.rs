@@ -10,6 +10,7 @@ use baton_core::env::real::RealEnv;
 use baton_core::hygiene;
 use baton_core::lock::{self, LockOptions, Mode, Wait};
 
+use crate::args;
 use crate::child;
 use crate::exit::Exit;
 use crate::report::Reporter;
@@ -31,20 +32,22 @@ pub struct LockArgs {
         short = 'w',
         long = "wait",
         value_name = "SECS",
-        conflicts_with = "nonblock"
+        conflicts_with = "nonblock",
+        value_parser = args::wait_secs
     )]
-    pub wait: Option<f64>,
+    pub wait: Option<Duration>,
     /// Do not wait: exit 75 at once if the lock is held.
     #[arg(short = 'n', long = "nonblock")]
     pub nonblock: bool,
     /// Exclusive-file mode: reap a lock whose owner cannot be checked after
     /// seeing it unchanged this long.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
-    pub stale: f64,
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = args::positive_secs)]
+    pub stale: Duration,
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     pub mode: ModeArg,
-    /// Instance name written into the lock's owner record.
-    #[arg(long, value_name = "ID")]
+    /// Instance name written into the lock's owner record (letters,
+    /// digits and ._:@+-).
+    #[arg(long, value_name = "ID", value_parser = args::instance_id)]
     pub id: Option<String>,
     /// The file to lock; the lock is FILE.baton.lock beside it.
     pub file: PathBuf,
@@ -53,15 +56,11 @@ pub struct LockArgs {
     pub cmd: Vec<OsString>,
 }
 
-fn seconds(flag: &str, secs: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(secs).with_context(|| format!("{flag} {secs}: not a duration"))
-}
-
 pub fn run(args: LockArgs, report: Reporter) -> anyhow::Result<Exit> {
     let env = RealEnv::new().context("read process identity from /proc")?;
     let wait = match (args.nonblock, args.wait) {
         (true, _) => Wait::No,
-        (false, Some(secs)) => Wait::For(seconds("-w", secs)?),
+        (false, Some(d)) => Wait::For(d),
         (false, None) => Wait::Forever,
     };
     let mode = match args.mode {
@@ -69,7 +68,7 @@ pub fn run(args: LockArgs, report: Reporter) -> anyhow::Result<Exit> {
         ModeArg::File => Mode::File,
         ModeArg::Auto => lock::mode_for(&env, &args.file)?,
     };
-    let stale = seconds("--stale", args.stale)?;
+    let stale = args.stale;
     let me = env.identity();
     let opts = LockOptions {
         mode,
@@ -104,7 +103,7 @@ pub fn run(args: LockArgs, report: Reporter) -> anyhow::Result<Exit> {
             let heartbeat = (mode == Mode::File).then_some(stale / 3);
             child::supervise(running, heartbeat, &|| {
                 if let Err(e) = guard.heartbeat() {
-                    eprintln!("baton: {e}");
+                    crate::report::error_line(&e.to_string());
                 }
                 // A missed heartbeat does not lose the lock: a live holder
                 // keeps its inode locked, so nobody reaps it.

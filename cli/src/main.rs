@@ -4,6 +4,7 @@
 //! as one line on stderr, `baton: <what failed>: <path>: <cause>`, and a
 //! documented exit code (see [`exit::Exit`]).
 
+mod args;
 mod child;
 mod elect_cmd;
 mod exit;
@@ -20,8 +21,8 @@ use clap::{Parser, Subcommand};
 use crate::exit::Exit;
 use crate::report::Reporter;
 
-/// Coordinate processes that share a working directory: locks, state,
-/// election, claims and scoped commits, proven race-free by simulation.
+/// Coordinate processes that share a working directory: locks and primary
+/// election, proven race-free by simulation and model checking.
 #[derive(Debug, Parser)]
 #[command(name = "baton", version)]
 struct Cli {
@@ -83,8 +84,13 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(e) => {
-            eprintln!("baton: {e:#}");
-            ExitCode::from(Exit::Error.code())
+            report::error_line(&format!("{e:#}"));
+            let code = if e.downcast_ref::<args::UsageError>().is_some() {
+                Exit::Usage
+            } else {
+                Exit::Error
+            };
+            ExitCode::from(code.code())
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use baton_model::{MODELS, Verdict, check, explore};
 use serde_json::json;
 
@@ -38,14 +38,21 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 
 pub fn check_models(name: &str, instances: usize) -> anyhow::Result<Vec<(Verdict, Duration)>> {
     if !(1..=4).contains(&instances) {
-        bail!("--instances {instances}: models are checked with 1 to 4 processes");
+        return Err(crate::args::UsageError(format!(
+            "--instances {instances}: models are checked with 1 to 4 processes"
+        ))
+        .into());
     }
     let names: Vec<&str> = if name == "all" {
         MODELS.to_vec()
     } else if MODELS.contains(&name) {
         vec![name]
     } else {
-        bail!("no model {name}: the models are {}", MODELS.join(", "))
+        return Err(crate::args::UsageError(format!(
+            "no model {name}: the models are {}",
+            MODELS.join(", ")
+        ))
+        .into());
     };
     Ok(names
         .into_iter()
@@ -148,10 +155,11 @@ pub fn print(verdicts: &[(Verdict, Duration)], json_mode: bool, trace: bool) {
 pub fn run(args: ModelArgs, json_mode: bool) -> anyhow::Result<Exit> {
     if let Some(addr) = &args.explore {
         if args.model == "all" || !MODELS.contains(&args.model.as_str()) {
-            bail!(
+            return Err(crate::args::UsageError(format!(
                 "--explore needs one model (--model NAME): {}",
                 MODELS.join(", ")
-            );
+            ))
+            .into());
         }
         // Bind first, so a taken address is a clean error (the Explorer
         // itself would panic), then hand the address over.

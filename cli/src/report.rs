@@ -4,6 +4,12 @@
 //! out; waiting, when stderr is a terminal), nothing when all goes smoothly. `--json`: one JSON object per event, each
 //! with an `event` field named by a past-tense verb (or `waiting`). Events
 //! go to stderr under `baton lock`, whose stdout belongs to the command.
+//!
+//! Every line is written with one `write` call ([`stderr_line`],
+//! [`stdout_line`]): several baton processes often share one stderr (a
+//! plugin host, a CI log), and a line written in pieces interleaves with
+//! theirs. `O_APPEND` pipes and terminals keep one `write` of a line whole
+//! (up to `PIPE_BUF`, 4096 bytes, for a pipe).
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -12,6 +18,29 @@ use std::time::Duration;
 use baton_core::lock::{LockEvent, Mode, Release};
 use baton_core::record::{OwnerRecord, RecordError};
 use serde_json::{Value, json};
+
+/// Writes `line` and a newline to stderr in one `write` call.
+pub fn stderr_line(line: &str) {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    let _ = std::io::stderr().lock().write_all(&bytes);
+}
+
+/// Writes `line` and a newline to stdout in one `write` call, and flushes.
+pub fn stdout_line(line: &str) {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(&bytes).and_then(|()| out.flush());
+}
+
+/// An error as baton reports one: `baton: <what failed>: <path>: <cause>`,
+/// one line even if the cause spans several.
+pub fn error_line(message: &str) {
+    stderr_line(&format!("baton: {}", message.replace('\n', " ")));
+}
 
 /// `n` per second of `took` (0 for work too quick to time).
 pub fn per_second(n: u64, took: Duration) -> u64 {
@@ -48,13 +77,11 @@ fn owner_text(owner: &Result<OwnerRecord, RecordError>) -> String {
 
 impl Reporter {
     fn emit(&self, value: Value) {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{value}");
+        stderr_line(&value.to_string());
     }
 
     fn say(&self, line: std::fmt::Arguments<'_>) {
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "baton: {line}");
+        stderr_line(&format!("baton: {line}"));
     }
 
     pub fn lock_event(&self, event: &LockEvent) {

@@ -4,7 +4,6 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
 use baton_core::catalogue::Expect;
 use baton_sim::{
     FaultKinds, Finding, Report, Scenario, StrategyKind, check, replay, scenarios, shrink,
@@ -29,7 +28,7 @@ pub struct SimArgs {
     #[arg(long, default_value = "all", value_name = "NAME")]
     pub scenario: String,
     /// How many seeds (schedules, for dfs) to run per scenario.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::args::positive_count)]
     pub seeds: Option<u64>,
     /// First seed (alone: run just this seed).
     #[arg(long, value_name = "S")]
@@ -248,7 +247,11 @@ pub fn selected(name: &str) -> anyhow::Result<Vec<Scenario>> {
         Some(s) => Ok(vec![s]),
         None => {
             let names: Vec<_> = scenarios::all().into_iter().map(|s| s.name).collect();
-            bail!("no scenario {name}: the catalogue has {}", names.join(", "))
+            Err(crate::args::UsageError(format!(
+                "no scenario {name}: the catalogue has {}",
+                names.join(", ")
+            ))
+            .into())
         }
     }
 }
@@ -264,7 +267,8 @@ pub fn run(args: SimArgs, json: bool) -> anyhow::Result<Exit> {
     };
     let mut scenarios = selected(&args.scenario)?;
     if let Some(list) = &args.faults {
-        let kinds = FaultKinds::from_names(list).map_err(|e| anyhow::anyhow!("--faults: {e}"))?;
+        let kinds = FaultKinds::from_names(list)
+            .map_err(|e| crate::args::UsageError(format!("--faults: {e}")))?;
         for s in &mut scenarios {
             s.faults = kinds;
         }
@@ -283,9 +287,10 @@ pub fn run(args: SimArgs, json: bool) -> anyhow::Result<Exit> {
 
 fn replay_token(token: &str, json: bool) -> anyhow::Result<Exit> {
     let name = token.split(':').next().unwrap_or_default();
-    let s =
-        scenarios::scenario(name).with_context(|| format!("replay {token}: no scenario {name}"))?;
-    let report = replay(&s, token)?;
+    let s = scenarios::scenario(name).ok_or_else(|| {
+        crate::args::UsageError(format!("bad replay token: {token}: no scenario {name}"))
+    })?;
+    let report = replay(&s, token).map_err(|e| crate::args::UsageError(e.to_string()))?;
     let verdict = Verdict {
         scenario: s.name.clone(),
         strategy: report.config.strategy.name(),

@@ -17,7 +17,7 @@ use crate::sim_cmd::{Verdict, check_scenario, print_table, selected};
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// Seeds per scenario and strategy.
-    #[arg(long, default_value_t = 500, value_name = "N")]
+    #[arg(long, default_value = "500", value_name = "N", value_parser = crate::args::positive_count)]
     pub seeds: u64,
 }
 

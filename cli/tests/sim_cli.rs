@@ -117,7 +117,7 @@ fn model_json_reports_each_model_matching_its_expectation() {
 }
 
 #[test]
-fn bad_scenario_and_bad_token_are_errors_with_one_line() {
+fn bad_scenario_and_bad_token_are_usage_errors_with_one_line() {
     for args in [
         &["sim", "--scenario", "no-such-protocol"][..],
         &["sim", "--replay", "naive-reap:random:zz"],
@@ -126,7 +126,7 @@ fn bad_scenario_and_bad_token_are_errors_with_one_line() {
         &["model", "--instances", "9"],
     ] {
         let o = baton(args);
-        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(err.starts_with("baton: "), "{err}");
@@ -223,12 +223,14 @@ fn model_explorer_serves_the_model_over_http() {
 fn explorer_needs_one_model_and_a_free_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    for args in [
-        &["model", "--explore", "127.0.0.1:0"][..],
-        &["model", "--model", "naive-reap", "--explore", &addr],
+    for (args, code) in [
+        // Usage: which model to explore?
+        (&["model", "--explore", "127.0.0.1:0"][..], 2),
+        // The machine's answer: the address is taken.
+        (&["model", "--model", "naive-reap", "--explore", &addr], 1),
     ] {
         let o = baton(args);
-        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert_eq!(o.status.code(), Some(code), "{args:?}");
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
     }

@@ -29,6 +29,35 @@ pub fn temp_sibling(path: &Path, token: Token) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Creates `path` holding `bytes`, unless the name exists: a temp file is
+/// written and synced, then `link`ed into place. `link` never replaces an
+/// existing name (a user's file, a symlink, another writer's version), so
+/// this is a compare-and-swap on the name's absence, and nobody ever sees
+/// the new file empty or partial, even after a machine crash. `Ok(false)`
+/// when the name was taken. The directory entry is durable only after the
+/// caller syncs the directory.
+pub fn publish_new<E: Env>(env: &E, path: &Path, bytes: &[u8]) -> Result<bool, IoFailure> {
+    let temp = temp_sibling(path, Token::random(env));
+    let file = env
+        .create_new(&temp)
+        .map_err(IoFailure::at("create temp file", &temp))?;
+    let written = file
+        .write_all_at(bytes, 0)
+        .and_then(|()| file.sync_all())
+        .map_err(IoFailure::at("write temp file", &temp));
+    drop(file);
+    let linked = written.and_then(|()| match env.hard_link(&temp, path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(IoFailure::at("create", path)(e)),
+    });
+    // Once linked, the publish has happened whatever becomes of the temp
+    // name: failing here would report a compare-and-swap lost that was won.
+    // A temp left by a failed unlink is hidden and excluded from git.
+    let _ = env.remove_file(&temp);
+    linked
+}
+
 /// Replaces `path`'s contents with `bytes`, atomically and durably.
 pub fn write_atomic<E: Env>(env: &E, path: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
     let dir = match path.parent() {

@@ -36,6 +36,22 @@
 //! written durably before the primary acts, so a machine crash cannot
 //! bring back a smaller epoch after a larger one was used.
 //!
+//! # One directory, one mode
+//!
+//! Kernel mode and lease mode ([`crate::lease`]) keep their terms in
+//! different files: a kernel-mode member and a lease-mode member sharing a
+//! directory would both be elected, both at epoch 1, and the epoch could
+//! not fence them apart. So a directory's mode is recorded in `DIR/mode`
+//! by whoever prepares it first (published by `link`: one writer wins) and
+//! a member of the other mode is refused ([`ElectionError::ModeMismatch`]).
+//! Epochs are then unique per directory: one counter, one mode.
+//!
+//! # Names
+//!
+//! A member id becomes a file name (`members/ID.member`), so it is checked
+//! ([`check_id`]): letters, digits and `._:@+-`, not starting with `.` or
+//! `-`, at most 128 bytes. Nothing is created or removed outside `DIR`.
+//!
 //! Preference (letting the smallest live id lead) is a voluntary hand-over
 //! by the primary ([`preferred`]), never a seizure: the primary steps down
 //! and the preferred member, already waiting on the lock, is woken by the
@@ -48,11 +64,11 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{temp_sibling, write_atomic};
+use crate::atomic::{publish_new, temp_sibling, write_atomic};
 use crate::env::{Env, OpenFile};
 use crate::error::IoFailure;
 use crate::lock::{self, LockError, LockEvent, LockGuard, LockOptions, Mode, Wait};
-use crate::record::{OwnerRecord, RECORD_LIMIT, Token};
+use crate::record::{OwnerRecord, RECORD_LIMIT, Token, written_by_baton};
 
 /// The leader record: who holds the current term.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +91,92 @@ pub enum ElectionError {
     IdInUse { path: PathBuf, id: String },
     #[error("{}: not a leader record: {why}", path.display())]
     BadRecord { path: PathBuf, why: String },
+    #[error(
+        "{}: this election is in {recorded} mode; a {wanted}-mode member would make a second primary (use --mode {recorded}, or another directory)",
+        dir.display()
+    )]
+    ModeMismatch {
+        dir: PathBuf,
+        recorded: ElectionMode,
+        wanted: ElectionMode,
+    },
+    #[error("invalid instance id {id:?}: {why}")]
+    BadId { id: String, why: &'static str },
+}
+
+/// How an election's primary holds its term. One directory has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElectionMode {
+    /// The kernel lock on `leader.baton.lock`.
+    Kernel,
+    /// A renewed lease ([`crate::lease`]).
+    Lease,
+}
+
+impl ElectionMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ElectionMode::Kernel => "kernel",
+            ElectionMode::Lease => "lease",
+        }
+    }
+}
+
+impl std::fmt::Display for ElectionMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The longest instance id accepted.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Checks that `id` can name a member file without escaping `members/` or
+/// hiding: letters, digits and `._:@+-`, not starting with `.` or `-`.
+pub fn check_id(id: &str) -> Result<(), ElectionError> {
+    let bad = |why| {
+        Err(ElectionError::BadId {
+            id: id.to_owned(),
+            why,
+        })
+    };
+    if id.is_empty() {
+        return bad("empty");
+    }
+    if id.len() > MAX_ID_LEN {
+        return bad("longer than 128 bytes");
+    }
+    if id.starts_with(['.', '-']) {
+        return bad("starts with '.' or '-'");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._:@+-".contains(&b))
+    {
+        return bad("only letters, digits and ._:@+- are allowed");
+    }
+    Ok(())
+}
+
+/// `id` with every character [`check_id`] refuses replaced by `_`: for
+/// default ids built from host names.
+pub fn sanitize_id(id: &str) -> String {
+    let mut out: String = id
+        .chars()
+        .take(MAX_ID_LEN)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._:@+-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(['.', '-']) {
+        out.insert(0, '_');
+        out.truncate(MAX_ID_LEN);
+    }
+    out
 }
 
 /// The files of one election.
@@ -105,6 +207,90 @@ impl Election {
         self.members().join(format!("{id}.member"))
     }
 
+    /// Where the directory's mode is recorded.
+    pub fn mode_file(&self) -> PathBuf {
+        self.dir.join("mode")
+    }
+
+    /// The mode recorded for this election, if any yet.
+    pub fn recorded_mode<E: Env>(&self, env: &E) -> Result<Option<ElectionMode>, ElectionError> {
+        let path = self.mode_file();
+        let bytes = match env.read(&path, RECORD_LIMIT) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(IoFailure::at("read", &path)(e).into()),
+        };
+        let bad = |why: &str| ElectionError::BadRecord {
+            path: path.clone(),
+            why: why.to_owned(),
+        };
+        let record: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(&e.to_string()))?;
+        match record["mode"].as_str() {
+            Some("kernel") => Ok(Some(ElectionMode::Kernel)),
+            Some("lease") => Ok(Some(ElectionMode::Lease)),
+            _ => Err(bad("no mode \"kernel\" or \"lease\"")),
+        }
+    }
+
+    /// Records `wanted` as the directory's mode if none is yet, and checks
+    /// it is the recorded one. A directory made before modes were recorded
+    /// keeps the mode its files show.
+    fn settle_mode<E: Env>(&self, env: &E, wanted: ElectionMode) -> Result<(), ElectionError> {
+        // Two rounds: a racer may publish between our read and our link.
+        for _ in 0..2 {
+            if let Some(recorded) = self.recorded_mode(env)? {
+                if recorded != wanted {
+                    return Err(ElectionError::ModeMismatch {
+                        dir: self.dir.clone(),
+                        recorded,
+                        wanted,
+                    });
+                }
+                return Ok(());
+            }
+            let mode = self.mode_shown_by_files(env)?.unwrap_or(wanted);
+            let mut bytes =
+                serde_json::to_vec(&serde_json::json!({ "baton": 1, "mode": mode.name() }))
+                    .expect("a record serializes");
+            bytes.push(b'\n');
+            let path = self.mode_file();
+            if publish_new(env, &path, &bytes)? {
+                env.sync_dir(&self.dir)
+                    .map_err(IoFailure::at("sync directory", &self.dir))?;
+            }
+        }
+        match self.recorded_mode(env)? {
+            Some(recorded) if recorded == wanted => Ok(()),
+            Some(recorded) => Err(ElectionError::ModeMismatch {
+                dir: self.dir.clone(),
+                recorded,
+                wanted,
+            }),
+            None => Err(ElectionError::BadRecord {
+                path: self.mode_file(),
+                why: "vanished after it was written".to_owned(),
+            }),
+        }
+    }
+
+    /// A directory without a mode record: kernel mode if a term was ever
+    /// held by kernel lock (`leader.json`), lease mode if a lease exists.
+    fn mode_shown_by_files<E: Env>(&self, env: &E) -> Result<Option<ElectionMode>, ElectionError> {
+        let exists = |path: PathBuf| match env.symlink_metadata(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(IoFailure::at("stat", &path)(e)),
+        };
+        Ok(if exists(self.record())? {
+            Some(ElectionMode::Kernel)
+        } else if exists(self.dir.join("lease"))? {
+            Some(ElectionMode::Lease)
+        } else {
+            None
+        })
+    }
+
     /// Creates the directories (and a `.gitignore` of `*` at the top of a
     /// `.baton` directory, so nothing of baton's shows in `git status`).
     ///
@@ -114,7 +300,10 @@ impl Election {
     /// it and died before syncing, and a machine crash would then take the
     /// whole election, epochs included, back to nothing (found by the
     /// simulator, `baton-election`).
-    pub fn prepare<E: Env>(&self, env: &E) -> Result<(), ElectionError> {
+    ///
+    /// Then records the directory's mode, or checks it (see the module
+    /// documentation).
+    pub fn prepare<E: Env>(&self, env: &E, mode: ElectionMode) -> Result<(), ElectionError> {
         let members = self.members();
         let chain: Vec<&Path> = members
             .ancestors()
@@ -158,7 +347,7 @@ impl Election {
                 }
             }
         }
-        Ok(())
+        self.settle_mode(env, mode)
     }
 
     /// The current leader record, if any primary was ever elected.
@@ -214,7 +403,8 @@ pub fn join<'e, E: Env>(
     election: &Election,
     id: &str,
 ) -> Result<Member<'e, E>, ElectionError> {
-    election.prepare(env)?;
+    check_id(id)?;
+    election.prepare(env, ElectionMode::Kernel)?;
     let path = election.member_file(id);
     let record = OwnerRecord::new(env.identity(), id, env.wall(), Token::random(env));
     // Two tries: the second after reaping a dead member with our id.
@@ -270,6 +460,8 @@ fn reap_member<E: Env>(
     let file = match env.open(path, false) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // A symlink, socket or directory under a member's name: not ours.
+        Err(e) if lock::refusal(&e).is_some() => return Ok(None),
         Err(e) => return Err(IoFailure::at("open member file", path)(e).into()),
     };
     if !file
@@ -280,14 +472,19 @@ fn reap_member<E: Env>(
     }
     // Holding the dead member's inode lock: no other reaper can remove it,
     // and the name cannot change to another inode until we unlink it.
-    if lock::still_named(env, path, &file)?.is_none() {
+    let Some(meta) = lock::still_named(env, path, &file)? else {
+        return Ok(None);
+    };
+    let bytes = match file.read_all(RECORD_LIMIT) {
+        Ok(b) => b,
+        Err(e) if lock::refusal(&e).is_some() => return Ok(None),
+        Err(e) => return Err(IoFailure::at("read member file", path)(e).into()),
+    };
+    if !meta.is_file || !written_by_baton(&bytes) {
+        // Not a member file baton made, whatever its name: never removed.
         return Ok(None);
     }
-    let owner = OwnerRecord::parse(
-        &file
-            .read_all(RECORD_LIMIT)
-            .map_err(IoFailure::at("read member file", path))?,
-    );
+    let owner = OwnerRecord::parse(&bytes);
     if !dry_run {
         env.remove_file(path)
             .map_err(IoFailure::at("remove member file", path))?;
@@ -397,6 +594,16 @@ pub fn status<E: Env>(env: &E, election: &Election) -> Result<Status, ElectionEr
         let file = match env.open(&path, false) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if let Some(why) = lock::refusal(&e) => {
+                members.push(MemberStatus {
+                    id: id.to_owned(),
+                    owner: Err(crate::record::RecordError::Foreign {
+                        reason: why.to_owned(),
+                    }),
+                    alive: false,
+                });
+                continue;
+            }
             Err(e) => return Err(IoFailure::at("open member file", &path)(e).into()),
         };
         let alive = !file

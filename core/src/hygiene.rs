@@ -9,6 +9,13 @@
 //! touched. Exact paths, not `*.lock`, which would hide `Cargo.lock` and
 //! `yarn.lock` too.
 //!
+//! A gitignore line cannot hold a newline (nor, reliably, any control
+//! character): a path with one would add lines of its own to the file and
+//! could hide the user's files (`q\nsrc\nq` hides `src/`). Such a path is
+//! not excluded, and the caller is told. Everything else is escaped so the
+//! line matches exactly that path. An `info/exclude` that is a symlink is
+//! left alone: replacing it would replace the link with a file.
+//!
 //! Concurrent baton processes editing `info/exclude` are serialised by a
 //! lock that lives inside the git directory (`baton-exclude.lock`, never in
 //! the work tree), and the file is replaced atomically.
@@ -94,9 +101,13 @@ fn escape(rel: &str) -> String {
 }
 
 /// The exclude lines for a lock file at `rel` in the work tree: its exact
-/// path and its temp names' pattern.
+/// path and its temp names' pattern. `None` when no gitignore line can
+/// express the path: not UTF-8, or holding a control character.
 fn patterns(rel: &Path) -> Option<[String; 2]> {
     let rel = rel.to_str()?;
+    if rel.chars().any(char::is_control) {
+        return None;
+    }
     let temps = match rel.rsplit_once('/') {
         Some((dir, name)) => format!("/{}/.{}.*.tmp", escape(dir), escape(name)),
         None => format!("/.{}.*.tmp", escape(rel)),
@@ -127,10 +138,24 @@ pub fn exclude_from_git<E: Env>(env: &E, lock: &Path) -> Result<Option<PathBuf>,
     }
     rel.push(lock.file_name().unwrap_or_default());
     let Some(lines) = patterns(&rel) else {
-        return Ok(None); // not UTF-8: cannot be written as a pattern line
+        return Err(IoFailure::at("exclude from git", lock)(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "its path is not UTF-8 or holds a newline or control character, which no gitignore line can express",
+        ))
+        .into());
     };
     let info = repo.common_dir.join("info");
     let exclude = info.join("exclude");
+    match env.symlink_metadata(&exclude) {
+        Ok(m) if !m.is_file => {
+            return Err(IoFailure::at("edit", &exclude)(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file (a symlink?): left alone",
+            ))
+            .into());
+        }
+        _ => {}
+    }
     if missing(env, &exclude, &lines)?.is_empty() {
         return Ok(None);
     }
@@ -195,12 +220,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn paths_with_newlines_or_control_characters_get_no_pattern() {
+        for bad in [
+            "q\nsrc\nq.baton.lock",
+            "a\rb.baton.lock",
+            "tab\there",
+            "del\u{7f}",
+        ] {
+            assert_eq!(patterns(Path::new(bad)), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn patterns_match_exactly_this_lock_and_its_temps() {
         assert_eq!(
-            patterns(Path::new("tasks.json.lock")).unwrap(),
+            patterns(Path::new("tasks.json.baton.lock")).unwrap(),
             [
-                "/tasks.json.lock".to_owned(),
-                "/.tasks.json.lock.*.tmp".to_owned()
+                "/tasks.json.baton.lock".to_owned(),
+                "/.tasks.json.baton.lock.*.tmp".to_owned()
             ]
         );
         assert_eq!(

@@ -44,12 +44,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::temp_sibling;
-use crate::election::{Election, ElectionError};
-use crate::env::{Env, MonoTime, OpenFile};
+use crate::atomic::publish_new;
+use crate::election::{Election, ElectionError, ElectionMode};
+use crate::env::{Env, MonoTime};
 use crate::error::IoFailure;
 use crate::lock::Wait;
-use crate::record::{RECORD_LIMIT, Token};
+use crate::record::RECORD_LIMIT;
 
 /// Versions kept behind the newest.
 const KEEP: u64 = 16;
@@ -146,24 +146,9 @@ fn publish<E: Env>(
 ) -> Result<bool, ElectionError> {
     let dir = lease_dir(election);
     let path = version_path(&dir, record.seq);
-    let temp = temp_sibling(&path, Token::random(env));
     let mut bytes = serde_json::to_vec(record).expect("a record serializes");
     bytes.push(b'\n');
-    let file = env
-        .create_new(&temp)
-        .map_err(IoFailure::at("create lease version", &temp))?;
-    let written = file
-        .write_all_at(&bytes, 0)
-        .and_then(|()| file.sync_all())
-        .map_err(IoFailure::at("write lease version", &temp));
-    drop(file);
-    let linked = written.and_then(|()| match env.hard_link(&temp, &path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(IoFailure::at("link lease version", &path)(e)),
-    });
-    let _ = env.remove_file(&temp);
-    if !linked? {
+    if !publish_new(env, &path, &bytes)? {
         return Ok(false);
     }
     env.sync_dir(&dir)
@@ -251,7 +236,8 @@ impl<'e, E: Env> Challenger<'e, E> {
         id: &str,
         timing: LeaseTiming,
     ) -> Result<Challenger<'e, E>, ElectionError> {
-        election.prepare(env)?;
+        crate::election::check_id(id)?;
+        election.prepare(env, ElectionMode::Lease)?;
         let dir = lease_dir(election);
         match env.create_dir(&dir) {
             Ok(()) => env

@@ -323,13 +323,13 @@ fn missing_directory_is_an_error_naming_the_path() {
 
 #[test]
 fn baton_directory_hides_itself_from_git_even_if_its_creator_died_before_saying_so() {
-    use baton_core::election::Election;
+    use baton_core::election::{Election, ElectionMode};
     let dir = tempfile::tempdir().unwrap();
     let env = env();
     // A `.baton` left without its .gitignore (creator killed in between).
     std::fs::create_dir(dir.path().join(".baton")).unwrap();
     Election::new(dir.path().join(".baton").join("election"))
-        .prepare(&env)
+        .prepare(&env, ElectionMode::Kernel)
         .unwrap();
     assert_eq!(
         std::fs::read(dir.path().join(".baton").join(".gitignore")).unwrap(),

@@ -165,6 +165,11 @@ impl fmt::Display for Config {
     }
 }
 
+/// The most processes a replay token may ask for.
+pub const MAX_PROCS: usize = 64;
+/// The most rounds per process a replay token may ask for.
+pub const MAX_ITERS: u32 = 100_000;
+
 /// A replay token that does not parse or names another scenario.
 #[derive(Debug)]
 pub struct BadToken(pub String);
@@ -213,12 +218,22 @@ impl FromStr for Config {
             },
             _ => return Err(bad("unknown strategy")),
         };
+        // Bounds far above any scenario's, far below what would exhaust
+        // memory: a token is input, and may be mistyped or hostile.
+        let bounded = |field: &str, what: &str, max: u64| -> Result<u64, BadToken> {
+            match field.parse::<u64>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(bad(&format!("{what} is a number from 1 to {max}"))),
+            }
+        };
+        let procs = bounded(procs, "procs", MAX_PROCS as u64)? as usize;
+        let iters = bounded(iters, "iters", u64::from(MAX_ITERS))? as u32;
         Ok(Config {
             scenario: scenario.to_owned(),
             strategy,
             seed: u64::from_str_radix(seed, 16).map_err(|_| bad("seed is hex"))?,
-            procs: procs.parse().map_err(|_| bad("procs is a number"))?,
-            iters: iters.parse().map_err(|_| bad("iters is a number"))?,
+            procs,
+            iters,
             faults: FaultKinds::from_letters(faults).ok_or_else(|| bad("unknown fault letter"))?,
             fault_budget: budget.parse().map_err(|_| bad("budget is a number"))?,
             suppressed: list(suppressed)?.into_iter().collect(),

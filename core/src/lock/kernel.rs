@@ -5,10 +5,10 @@ use std::io;
 use std::path::Path;
 
 use super::{LockError, LockEvent, Release, open_failure, remaining, split, still_named, vet};
-use crate::atomic::temp_sibling;
+use crate::atomic::publish_new;
 use crate::env::{Env, FsKind, MonoTime, OpenFile};
 use crate::error::IoFailure;
-use crate::record::{FREE_SIDECAR, OwnerRecord, Token, padded};
+use crate::record::{FREE_SIDECAR, OwnerRecord, padded};
 
 /// Replacements of the sidecar tolerated while locking it before giving up:
 /// each needs someone deleting the file by hand in a narrow window.
@@ -83,26 +83,8 @@ pub(super) fn acquire<E: Env>(
 /// or a user's file) is never replaced. Synced once per sidecar: it is
 /// never removed.
 fn create<E: Env>(env: &E, lock: &Path) -> Result<(), LockError> {
-    let temp = temp_sibling(lock, Token::random(env));
-    let file = env
-        .create_new(&temp)
-        .map_err(IoFailure::at("create lock file", &temp))?;
-    let written = file
-        .write_all_at(&padded(FREE_SIDECAR), 0)
-        .and_then(|()| file.sync_all())
-        .map_err(IoFailure::at("write lock file", &temp));
-    drop(file);
-    let linked = written.and_then(|()| match env.hard_link(&temp, lock) {
-        Ok(()) => Ok(()),
-        // Someone else created it first: theirs will do.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(IoFailure::at("create lock file", lock)(e)),
-    });
-    let removed = env
-        .remove_file(&temp)
-        .map_err(IoFailure::at("remove lock temp file", &temp));
-    linked?;
-    removed?;
+    // `false`: someone else created it first, and theirs will do.
+    publish_new(env, lock, &padded(FREE_SIDECAR))?;
     Ok(())
 }
 
