@@ -89,8 +89,17 @@ pub enum ElectionError {
     Lock(#[from] LockError),
     #[error("{}: member id {id} is held by a live instance", path.display())]
     IdInUse { path: PathBuf, id: String },
-    #[error("{}: not a leader record: {why}", path.display())]
-    BadRecord { path: PathBuf, why: String },
+    #[error("{}: not {what}: {why}", path.display())]
+    BadRecord {
+        path: PathBuf,
+        what: &'static str,
+        why: String,
+    },
+    #[error(
+        "{}: not baton's file ({why}); baton never follows symlinks nor writes to or removes what it did not create: move it away",
+        path.display()
+    )]
+    Foreign { path: PathBuf, why: &'static str },
     #[error(
         "{}: this election is in {recorded} mode; a {wanted}-mode member would make a second primary (use --mode {recorded}, or another directory)",
         dir.display()
@@ -215,13 +224,12 @@ impl Election {
     /// The mode recorded for this election, if any yet.
     pub fn recorded_mode<E: Env>(&self, env: &E) -> Result<Option<ElectionMode>, ElectionError> {
         let path = self.mode_file();
-        let bytes = match env.read(&path, RECORD_LIMIT) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(IoFailure::at("read", &path)(e).into()),
+        let Some(bytes) = read_record(env, &path)? else {
+            return Ok(None);
         };
         let bad = |why: &str| ElectionError::BadRecord {
             path: path.clone(),
+            what: "an election mode record",
             why: why.to_owned(),
         };
         let record: serde_json::Value =
@@ -269,6 +277,7 @@ impl Election {
             }),
             None => Err(ElectionError::BadRecord {
                 path: self.mode_file(),
+                what: "an election mode record",
                 why: "vanished after it was written".to_owned(),
             }),
         }
@@ -353,18 +362,33 @@ impl Election {
     /// The current leader record, if any primary was ever elected.
     pub fn leader_record<E: Env>(&self, env: &E) -> Result<Option<LeaderRecord>, ElectionError> {
         let path = self.record();
-        match env.read(&path, RECORD_LIMIT) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| ElectionError::BadRecord {
-                        path,
-                        why: e.to_string(),
-                    })
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(IoFailure::at("read", &path)(e).into()),
-        }
+        let Some(bytes) = read_record(env, &path)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ElectionError::BadRecord {
+                path,
+                what: "a leader record",
+                why: e.to_string(),
+            })
+    }
+}
+
+/// The bytes of a record baton keeps in an election directory, `None` if
+/// there is none. A symlink, FIFO, socket, directory or oversized file
+/// there is not baton's: [`ElectionError::Foreign`].
+pub(crate) fn read_record<E: Env>(env: &E, path: &Path) -> Result<Option<Vec<u8>>, ElectionError> {
+    match env.read(path, RECORD_LIMIT) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(match lock::refusal(&e) {
+            Some(why) => ElectionError::Foreign {
+                path: path.to_owned(),
+                why,
+            },
+            None => IoFailure::at("read", path)(e).into(),
+        }),
     }
 }
 
@@ -437,11 +461,15 @@ pub fn join<'e, E: Env>(
                 file: Some(file),
             });
         }
-        if reap_member(env, &path, false)?.is_none() {
-            return Err(ElectionError::IdInUse {
-                path,
-                id: id.to_owned(),
-            });
+        match reap_member(env, &path, false)? {
+            MemberFate::Reaped(_) | MemberFate::Gone => {}
+            MemberFate::Alive => {
+                return Err(ElectionError::IdInUse {
+                    path,
+                    id: id.to_owned(),
+                });
+            }
+            MemberFate::Foreign(why) => return Err(ElectionError::Foreign { path, why }),
         }
     }
     Err(ElectionError::IdInUse {
@@ -450,46 +478,61 @@ pub fn join<'e, E: Env>(
     })
 }
 
-/// Removes a member file whose owner is dead (nobody holds its lock);
-/// `None` if it is alive or gone. With `dry_run`, only says so.
-fn reap_member<E: Env>(
-    env: &E,
-    path: &Path,
-    dry_run: bool,
-) -> Result<Option<Result<OwnerRecord, crate::record::RecordError>>, ElectionError> {
+/// What became of a member file a reaper looked at.
+enum MemberFate {
+    /// Its owner was dead: removed (or, dry run, would be).
+    Reaped(Result<OwnerRecord, crate::record::RecordError>),
+    /// Its owner holds its lock.
+    Alive,
+    /// Gone, or replaced, meanwhile.
+    Gone,
+    /// Not a member file baton made, whatever its name: never removed.
+    Foreign(&'static str),
+}
+
+/// Removes a member file whose owner is dead (nobody holds its lock).
+/// With `dry_run`, only says so.
+fn reap_member<E: Env>(env: &E, path: &Path, dry_run: bool) -> Result<MemberFate, ElectionError> {
     let file = match env.open(path, false) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        // A symlink, socket or directory under a member's name: not ours.
-        Err(e) if lock::refusal(&e).is_some() => return Ok(None),
-        Err(e) => return Err(IoFailure::at("open member file", path)(e).into()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(MemberFate::Gone),
+        Err(e) => match lock::refusal(&e) {
+            Some(why) => return Ok(MemberFate::Foreign(why)),
+            None => return Err(IoFailure::at("open member file", path)(e).into()),
+        },
     };
     if !file
         .try_lock()
         .map_err(IoFailure::at("lock member file", path))?
     {
-        return Ok(None);
+        return Ok(MemberFate::Alive);
     }
     // Holding the dead member's inode lock: no other reaper can remove it,
     // and the name cannot change to another inode until we unlink it.
     let Some(meta) = lock::still_named(env, path, &file)? else {
-        return Ok(None);
+        return Ok(MemberFate::Gone);
     };
     let bytes = match file.read_all(RECORD_LIMIT) {
         Ok(b) => b,
-        Err(e) if lock::refusal(&e).is_some() => return Ok(None),
-        Err(e) => return Err(IoFailure::at("read member file", path)(e).into()),
+        Err(e) => match lock::refusal(&e) {
+            Some(why) => return Ok(MemberFate::Foreign(why)),
+            None => return Err(IoFailure::at("read member file", path)(e).into()),
+        },
     };
-    if !meta.is_file || !written_by_baton(&bytes) {
-        // Not a member file baton made, whatever its name: never removed.
-        return Ok(None);
+    if !meta.is_file {
+        return Ok(MemberFate::Foreign("not a regular file"));
+    }
+    if !written_by_baton(&bytes) {
+        return Ok(MemberFate::Foreign(
+            "it holds something other than a baton record",
+        ));
     }
     let owner = OwnerRecord::parse(&bytes);
     if !dry_run {
         env.remove_file(path)
             .map_err(IoFailure::at("remove member file", path))?;
     }
-    Ok(Some(owner))
+    Ok(MemberFate::Reaped(owner))
 }
 
 /// A term as primary: held while this value lives.
@@ -532,9 +575,17 @@ pub fn campaign<'e, E: Env>(
         return Ok(None);
     };
     let last = election.leader_record(env)?.map_or(0, |r| r.epoch);
+    // leader.json is input: a planted maximum must not wrap to epoch 0.
+    let next = last
+        .checked_add(1)
+        .ok_or_else(|| ElectionError::BadRecord {
+            path: election.record(),
+            what: "a leader record",
+            why: format!("epoch {last} cannot be followed"),
+        })?;
     let me = env.identity();
     let record = LeaderRecord {
-        epoch: last + 1,
+        epoch: next,
         id: member.id.clone(),
         pid: me.pid,
         host: me.host.clone(),
@@ -575,7 +626,12 @@ pub fn status<E: Env>(env: &E, election: &Election) -> Result<Status, ElectionEr
     let primary_alive = match env.open(&sidecar, false) {
         Ok(f) => !f.try_lock().map_err(IoFailure::at("lock", &sidecar))?,
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-        Err(e) => return Err(IoFailure::at("open", &sidecar)(e).into()),
+        Err(e) => {
+            return Err(match lock::refusal(&e) {
+                Some(why) => ElectionError::Foreign { path: sidecar, why },
+                None => IoFailure::at("open", &sidecar)(e).into(),
+            });
+        }
     };
     let dir = election.members();
     let mut names = match env.read_dir(&dir) {
@@ -609,11 +665,15 @@ pub fn status<E: Env>(env: &E, election: &Election) -> Result<Status, ElectionEr
         let alive = !file
             .try_lock()
             .map_err(IoFailure::at("lock member file", &path))?;
-        let owner = OwnerRecord::parse(
-            &file
-                .read_all(RECORD_LIMIT)
-                .map_err(IoFailure::at("read member file", &path))?,
-        );
+        let owner = match file.read_all(RECORD_LIMIT) {
+            Ok(bytes) => OwnerRecord::parse(&bytes),
+            Err(e) => match lock::refusal(&e) {
+                Some(why) => Err(crate::record::RecordError::Foreign {
+                    reason: why.to_owned(),
+                }),
+                None => return Err(IoFailure::at("read member file", &path)(e).into()),
+            },
+        };
         members.push(MemberStatus {
             id: id.to_owned(),
             owner,
@@ -670,7 +730,7 @@ pub fn reap<E: Env>(
             continue;
         }
         let path = dir.join(&name);
-        if let Some(owner) = reap_member(env, &path, dry_run)? {
+        if let MemberFate::Reaped(owner) = reap_member(env, &path, dry_run)? {
             out.push(Reaped { path, owner });
         }
     }

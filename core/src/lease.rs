@@ -45,11 +45,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::publish_new;
-use crate::election::{Election, ElectionError, ElectionMode};
+use crate::election::{Election, ElectionError, ElectionMode, read_record};
 use crate::env::{Env, MonoTime};
 use crate::error::IoFailure;
 use crate::lock::Wait;
-use crate::record::RECORD_LIMIT;
 
 /// Versions kept behind the newest.
 const KEEP: u64 = 16;
@@ -118,17 +117,26 @@ pub fn current<E: Env>(env: &E, election: &Election) -> Result<Option<LeaseRecor
             return Ok(None);
         };
         let path = version_path(&dir, seq);
-        match env.read(&path, RECORD_LIMIT) {
-            Ok(bytes) => {
-                return serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                    ElectionError::BadRecord {
-                        path,
-                        why: e.to_string(),
-                    }
-                });
+        match read_record(env, &path)? {
+            Some(bytes) => {
+                let bad = |why: String| ElectionError::BadRecord {
+                    path: path.clone(),
+                    what: "a lease version",
+                    why,
+                };
+                let record: LeaseRecord =
+                    serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+                // Version files are input: one whose name and content
+                // disagree, or that leaves no successor, was not baton's.
+                if record.seq != seq {
+                    return Err(bad(format!("holds version {}", record.seq)));
+                }
+                if record.seq == u64::MAX || record.epoch == u64::MAX {
+                    return Err(bad("version or epoch cannot be followed".to_owned()));
+                }
+                return Ok(Some(record));
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(IoFailure::at("read", &path)(e).into()),
+            None => continue,
         }
     }
     Err(IoFailure::at("read lease", &dir)(io::Error::new(

@@ -262,12 +262,13 @@ pub fn sidecar_path(file: &Path) -> PathBuf {
 }
 
 /// Why a found lock file is not baton's, from the error opening or reading
-/// it: a symlink (`O_NOFOLLOW`'s ELOOP), a socket (ENXIO), a directory, or
-/// more bytes than any record. `None`: an ordinary I/O error.
+/// it: a symlink (`O_NOFOLLOW`'s ELOOP), a socket (ENXIO), a FIFO (ESPIPE
+/// from `pread`), a directory, or more bytes than any record. `None`: an
+/// ordinary I/O error.
 pub(crate) fn refusal(e: &io::Error) -> Option<&'static str> {
     match e.raw_os_error() {
         Some(40) => Some("a symbolic link, which baton never follows"),
-        Some(6) => Some("not a regular file"),
+        Some(6) | Some(29) => Some("not a regular file"),
         Some(21) => Some("a directory"),
         Some(27) => Some("larger than any record baton writes"),
         _ => None,
