@@ -173,7 +173,8 @@ impl Fs for RealEnv {
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
-        std::fs::create_dir(path)
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().mode(0o755).create(path)
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
