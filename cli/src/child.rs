@@ -38,17 +38,19 @@ use crate::exit::Exit;
 
 const FORWARDED: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
-/// Spawns `cmd`; maps "not found" and "not executable" to their exit codes.
-/// With `die_with_parent`, the command is killed if `baton` dies: for
-/// protection that lapses with `baton` (a lease), unlike a kernel lock the
-/// command can inherit.
+/// Spawns `cmd` with `envs` added to its environment; maps "not found"
+/// and "not executable" to their exit codes. With `die_with_parent`, the
+/// command is killed if `baton` dies: for protection that lapses with
+/// `baton` (a lease), unlike a kernel lock the command can inherit.
 pub fn spawn(
     cmd: &[OsString],
+    envs: &[(&str, String)],
     die_with_parent: bool,
 ) -> Result<Result<Child, Exit>, anyhow::Error> {
     let (program, args) = cmd.split_first().context("no command given")?;
     let mut command = Command::new(program);
     command.args(args);
+    command.envs(envs.iter().map(|(k, v)| (k, v)));
     if die_with_parent {
         let parent = rustix::process::getpid();
         // SAFETY: the closure runs in the child between fork and exec and

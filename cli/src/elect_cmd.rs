@@ -245,7 +245,11 @@ fn elect_kernel(
                 .file()
                 .set_inheritable()
                 .context("share leadership with the command")?;
-            let exit = match child::spawn(cmd, false)? {
+            let envs = [
+                ("BATON_EPOCH", epoch.to_string()),
+                ("BATON_ID", id.to_owned()),
+            ];
+            let exit = match child::spawn(cmd, &envs, false)? {
                 Ok(running) => child::supervise(running, None, &|| true)?,
                 Err(exit) => exit,
             };
@@ -323,7 +327,11 @@ fn elect_lease(
         if !cmd.is_empty() {
             let lost = AtomicBool::new(false);
             let shared = Mutex::new(holder);
-            let exit = match child::spawn(cmd, true)? {
+            let envs = [
+                ("BATON_EPOCH", epoch.to_string()),
+                ("BATON_ID", id.to_owned()),
+            ];
+            let exit = match child::spawn(cmd, &envs, true)? {
                 Ok(running) => child::supervise(running, Some(timing.retry), &|| {
                     let renewed = shared
                         .lock()

@@ -98,7 +98,11 @@ pub fn run(args: LockArgs, report: Reporter) -> anyhow::Result<Exit> {
         .file()
         .set_inheritable()
         .with_context(|| format!("share lock with command: {}", guard.path().display()))?;
-    let exit = match child::spawn(&args.cmd, false)? {
+    let exit = match child::spawn(
+        &args.cmd,
+        &[("BATON_LOCK_TOKEN", guard.token().to_string())],
+        false,
+    )? {
         Ok(running) => {
             let heartbeat = (mode == Mode::File).then_some(stale / 3);
             child::supervise(running, heartbeat, &|| {

@@ -29,59 +29,129 @@ pub fn temp_sibling(path: &Path, token: Token) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Creates `path` holding `bytes`, unless the name exists: a temp file is
-/// written and synced, then `link`ed into place. `link` never replaces an
+/// A file being prepared beside `path`, to be published by `link`: unnamed
+/// (`O_TMPFILE`) where the filesystem has it, so a process that dies while
+/// preparing it leaves nothing behind; else under a hidden temp name
+/// ([`temp_sibling`]), removed once linked or discarded.
+#[derive(Debug)]
+pub struct Staged<F> {
+    pub file: F,
+    temp: Option<PathBuf>,
+}
+
+/// Starts a file to publish as `path`.
+pub fn stage<E: Env>(env: &E, path: &Path) -> Result<Staged<E::File>, IoFailure> {
+    let dir = parent_dir(path);
+    if let Some(file) = env
+        .create_unnamed(dir)
+        .map_err(IoFailure::at("create file in", dir))?
+    {
+        return Ok(Staged { file, temp: None });
+    }
+    let temp = temp_sibling(path, Token::random(env));
+    let file = env
+        .create_new(&temp)
+        .map_err(IoFailure::at("create temp file", &temp))?;
+    Ok(Staged {
+        file,
+        temp: Some(temp),
+    })
+}
+
+impl<F: OpenFile> Staged<F> {
+    /// The name the file has while staged, for messages.
+    pub fn shown(&self, path: &Path) -> PathBuf {
+        self.temp.clone().unwrap_or_else(|| path.to_owned())
+    }
+
+    /// Names the file `path` unless the name exists (`Ok(false)`); `link`
+    /// never replaces a name. The temp name, if any, is removed either way.
+    pub fn link<E: Env<File = F>>(&self, env: &E, path: &Path) -> Result<bool, IoFailure> {
+        let linked = match &self.temp {
+            None => self.file.link_to(path),
+            Some(temp) => env.hard_link(temp, path),
+        };
+        let linked = match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(IoFailure::at("create", path)(e)),
+        };
+        // Once linked, the publish has happened whatever becomes of the
+        // temp name: failing here would report a compare-and-swap lost that
+        // was won. A temp left by a failed unlink is hidden and excluded
+        // from git.
+        self.discard(env);
+        linked
+    }
+
+    /// Gives up: removes the temp name, if any.
+    pub fn discard<E: Env<File = F>>(&self, env: &E) {
+        if let Some(temp) = &self.temp {
+            let _ = env.remove_file(temp);
+        }
+    }
+}
+
+/// Creates `path` holding `bytes`, unless the name exists: the file is
+/// written and synced before `link` names it. `link` never replaces an
 /// existing name (a user's file, a symlink, another writer's version), so
 /// this is a compare-and-swap on the name's absence, and nobody ever sees
 /// the new file empty or partial, even after a machine crash. `Ok(false)`
 /// when the name was taken. The directory entry is durable only after the
 /// caller syncs the directory.
 pub fn publish_new<E: Env>(env: &E, path: &Path, bytes: &[u8]) -> Result<bool, IoFailure> {
-    let temp = temp_sibling(path, Token::random(env));
-    let file = env
-        .create_new(&temp)
-        .map_err(IoFailure::at("create temp file", &temp))?;
-    let written = file
+    let staged = stage(env, path)?;
+    let written = staged
+        .file
         .write_all_at(bytes, 0)
-        .and_then(|()| file.sync_all())
-        .map_err(IoFailure::at("write temp file", &temp));
-    drop(file);
-    let linked = written.and_then(|()| match env.hard_link(&temp, path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(IoFailure::at("create", path)(e)),
-    });
-    // Once linked, the publish has happened whatever becomes of the temp
-    // name: failing here would report a compare-and-swap lost that was won.
-    // A temp left by a failed unlink is hidden and excluded from git.
-    let _ = env.remove_file(&temp);
-    linked
+        .and_then(|()| staged.file.sync_all())
+        .map_err(IoFailure::at("write", &staged.shown(path)));
+    if let Err(e) = written {
+        staged.discard(env);
+        return Err(e);
+    }
+    staged.link(env, path)
+}
+
+/// The directory holding `path`.
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// Replaces `path`'s contents with `bytes`, atomically and durably.
 pub fn write_atomic<E: Env>(env: &E, path: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let temp = temp_sibling(path, Token::random(env));
-
-    let file = env
-        .create_new(&temp)
-        .map_err(IoFailure::at("create temp file", &temp))?;
-    let written = file
+    let dir = parent_dir(path);
+    // Unnamed while written and synced, so a writer killed meanwhile
+    // leaves nothing; `rename` needs a name, given only at the end.
+    let staged = stage(env, path)?;
+    let written = staged
+        .file
         .write_all_at(bytes, 0)
-        .and_then(|()| file.sync_all())
-        .map_err(IoFailure::at("write temp file", &temp));
-    drop(file);
-    let renamed = written.and_then(|()| {
-        env.rename(&temp, path)
-            .map_err(IoFailure::at("rename temp file over", path))
-    });
-    if let Err(e) = renamed {
+        .and_then(|()| staged.file.sync_all())
+        .map_err(IoFailure::at("write", &staged.shown(path)));
+    if let Err(e) = written {
+        staged.discard(env);
+        return Err(e);
+    }
+    let temp = match &staged.temp {
+        Some(temp) => temp.clone(),
+        None => {
+            let temp = temp_sibling(path, Token::random(env));
+            staged
+                .file
+                .link_to(&temp)
+                .map_err(IoFailure::at("create temp file", &temp))?;
+            temp
+        }
+    };
+    drop(staged);
+    if let Err(e) = env.rename(&temp, path) {
         // The target is untouched; do not leave the temp behind.
         let _ = env.remove_file(&temp);
-        return Err(e);
+        return Err(IoFailure::at("rename temp file over", path)(e));
     }
     env.sync_dir(dir)
         .map_err(IoFailure::at("sync directory", dir))

@@ -64,7 +64,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{publish_new, temp_sibling, write_atomic};
+use crate::atomic::{publish_new, stage, write_atomic};
 use crate::env::{Env, OpenFile};
 use crate::error::IoFailure;
 use crate::lock::{self, LockError, LockEvent, LockGuard, LockOptions, Mode, Wait};
@@ -433,32 +433,28 @@ pub fn join<'e, E: Env>(
     let record = OwnerRecord::new(env.identity(), id, env.wall(), Token::random(env));
     // Two tries: the second after reaping a dead member with our id.
     for _ in 0..2 {
-        let temp = temp_sibling(&path, Token::random(env));
-        let file = env
-            .create_new(&temp)
-            .map_err(IoFailure::at("create member file", &temp))?;
-        let locked = file
+        let staged = stage(env, &path)?;
+        let locked = staged
+            .file
             .try_lock()
             .and_then(|locked| {
-                file.write_all_at(&record.to_bytes(), 0)?;
+                staged.file.write_all_at(&record.to_bytes(), 0)?;
                 Ok(locked)
             })
-            .map_err(IoFailure::at("write member file", &temp));
-        let linked = locked.and_then(|locked| {
-            assert!(locked, "a fresh temp file is unlocked");
-            match env.hard_link(&temp, &path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(IoFailure::at("link member file", &path)(e)),
+            .map_err(IoFailure::at("write member file", &staged.shown(&path)));
+        match locked {
+            Ok(locked) => assert!(locked, "a fresh member file is unlocked"),
+            Err(e) => {
+                staged.discard(env);
+                return Err(e.into());
             }
-        });
-        let _ = env.remove_file(&temp);
-        if linked? {
+        }
+        if staged.link(env, &path)? {
             return Ok(Member {
                 env,
                 id: id.to_owned(),
                 path,
-                file: Some(file),
+                file: Some(staged.file),
             });
         }
         match reap_member(env, &path, false)? {

@@ -354,6 +354,19 @@ impl Fs for SimEnv {
             })
     }
 
+    fn create_unnamed(&self, dir: &Path) -> io::Result<Option<SimFile>> {
+        let c = &self.caller;
+        c.call(
+            Site::CreateUnnamed,
+            &|| format!("create_unnamed({})", d(dir)),
+            |k, slot| {
+                let now = c.wall(k);
+                k.fs.create_unnamed(dir, slot, now)
+            },
+        )
+        .map(|ofd| Some(self.file(ofd)))
+    }
+
     fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()> {
         self.caller.call(
             Site::HardLink,
@@ -509,6 +522,12 @@ impl OpenFile for SimFile {
             let now = c.wall(k);
             k.fs.write_all_at(ofd, buf, offset, now);
             Ok(())
+        })
+    }
+
+    fn link_to(&self, path: &Path) -> io::Result<()> {
+        self.call(Site::LinkTo, &format!("link_to({})", d(path)), |k, ofd| {
+            k.fs.link_to(ofd, path)
         })
     }
 

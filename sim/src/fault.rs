@@ -19,9 +19,11 @@ use crate::rng::Rng;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Site {
     CreateNew,
+    CreateUnnamed,
     Open,
     Read,
     HardLink,
+    LinkTo,
     Rename,
     RemoveFile,
     ReadDir,
@@ -48,7 +50,9 @@ pub enum Site {
 }
 
 impl Site {
-    pub const ALL: [Site; 27] = [
+    /// New sites go last: activations are drawn in this order, so seeds
+    /// (and replay tokens) of older scenarios keep their meaning.
+    pub const ALL: [Site; 29] = [
         Site::CreateNew,
         Site::Open,
         Site::Read,
@@ -76,6 +80,8 @@ impl Site {
         Site::Sleep,
         Site::Liveness,
         Site::Random,
+        Site::CreateUnnamed,
+        Site::LinkTo,
     ];
 
     /// The errors this call can really return on a local filesystem, for
@@ -83,7 +89,11 @@ impl Site {
     pub fn io_errors(self) -> &'static [i32] {
         use crate::fs::{EACCES, EIO, ENOSPC};
         match self {
-            Site::CreateNew | Site::CreateDir | Site::HardLink => &[ENOSPC, EACCES, EIO],
+            Site::CreateNew
+            | Site::CreateUnnamed
+            | Site::CreateDir
+            | Site::HardLink
+            | Site::LinkTo => &[ENOSPC, EACCES, EIO],
             Site::Open => &[EACCES, EIO],
             Site::Rename | Site::RemoveFile => &[EACCES, EIO],
             Site::WriteAllAt | Site::SetLen => &[ENOSPC, EIO],

@@ -78,6 +78,8 @@ struct Inode {
     mtime: SystemTime,
     nlink: u64,
     open: u64,
+    /// Made by `O_TMPFILE` and never named: `link_to` may name it.
+    unnamed: bool,
 }
 
 /// An open file description: `flock` locks belong to it.
@@ -127,6 +129,7 @@ impl SimFs {
                 mtime: epoch,
                 nlink: 2,
                 open: 0,
+                unnamed: false,
             },
         );
         SimFs {
@@ -217,6 +220,7 @@ impl SimFs {
                 mtime,
                 nlink: 0,
                 open: 0,
+                unnamed: false,
             },
         );
         ino
@@ -306,6 +310,37 @@ impl SimFs {
             Node::File { data, .. } => Ok(data.clone()),
             Node::Dir { .. } => Err(errno(EISDIR)),
         }
+    }
+
+    /// `O_TMPFILE` in `dir`: an inode with no name, open once.
+    pub fn create_unnamed(
+        &mut self,
+        dir: &Path,
+        owner: usize,
+        now: SystemTime,
+    ) -> io::Result<OfdId> {
+        let dir = self.lookup(dir)?;
+        self.entries(dir)?;
+        let ino = self.new_file(now);
+        self.inodes.get_mut(&ino).expect("new").unnamed = true;
+        Ok(self.open_ofd(ino, owner))
+    }
+
+    /// `linkat` of an open description's inode.
+    pub fn link_to(&mut self, ofd: OfdId, link: &Path) -> io::Result<()> {
+        let ino = self.ofd_ino(ofd);
+        let (dir, name) = self.parent_of(link)?;
+        if self.entries(dir)?.contains_key(&name) {
+            return Err(errno(EEXIST));
+        }
+        let inode = self.inodes.get_mut(&ino).expect("open inode");
+        if inode.nlink == 0 && !inode.unnamed {
+            return Err(errno(ENOENT));
+        }
+        inode.nlink += 1;
+        inode.unnamed = false;
+        self.entries_mut(dir).insert(name, ino);
+        Ok(())
     }
 
     pub fn hard_link(&mut self, original: &Path, link: &Path) -> io::Result<()> {
@@ -405,6 +440,7 @@ impl SimFs {
                 mtime: now,
                 nlink: 2,
                 open: 0,
+                unnamed: false,
             },
         );
         self.entries_mut(dir).insert(name, ino);

@@ -19,6 +19,8 @@ const NAMES: [&str; 6] = ["a", "b", "d", "d/x", "d/y", "m/z"];
 #[derive(Clone, Debug)]
 enum Op {
     CreateNew(usize),
+    CreateUnnamed(usize),
+    LinkTo(usize, usize),
     Open(usize, bool),
     Read(usize, u8),
     HardLink(usize, usize),
@@ -43,6 +45,8 @@ fn op() -> impl Strategy<Value = Op> {
     let handle = 0..4usize;
     prop_oneof![
         name.clone().prop_map(Op::CreateNew),
+        name.clone().prop_map(Op::CreateUnnamed),
+        (handle.clone(), name.clone()).prop_map(|(h, n)| Op::LinkTo(h, n)),
         (name.clone(), any::<bool>()).prop_map(|(n, c)| Op::Open(n, c)),
         (name.clone(), 0..8u8).prop_map(|(n, l)| Op::Read(n, l)),
         (name.clone(), name.clone()).prop_map(|(a, b)| Op::HardLink(a, b)),
@@ -96,6 +100,18 @@ fn apply<E: Env>(env: &E, root: &Path, ops: &[Op]) -> Vec<String> {
                 handles.push(Some(f));
                 String::new()
             }),
+            Op::CreateUnnamed(n) => match env.create_unnamed(&path(*n)) {
+                Ok(Some(f)) => {
+                    handles.push(Some(f));
+                    "ok".to_owned()
+                }
+                Ok(None) => "unsupported".to_owned(),
+                Err(e) => format!("errno {:?}", e.raw_os_error()),
+            },
+            Op::LinkTo(h, n) => match handles.get(*h).and_then(Option::as_ref) {
+                None => "no handle".into(),
+                Some(f) => outcome(f.link_to(&path(*n)), |_| String::new()),
+            },
             Op::Open(n, create) => outcome(env.open(&path(*n), *create), |f| {
                 handles.push(Some(f));
                 String::new()

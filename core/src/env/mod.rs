@@ -86,6 +86,14 @@ pub trait Fs {
     /// as a 1 GiB sparse file costs nothing to refuse.
     fn read(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>>;
 
+    /// `open(DIR, O_TMPFILE|O_RDWR|O_CLOEXEC, 0644)`: a file with no name
+    /// in `dir`'s filesystem, freed when its last description closes
+    /// unless [`OpenFile::link_to`] names it first. A process that dies
+    /// before naming it leaves nothing behind. `Ok(None)` where the
+    /// filesystem has no `O_TMPFILE` (NFS, older kernels: EOPNOTSUPP,
+    /// EISDIR): callers fall back to a named temp file.
+    fn create_unnamed(&self, dir: &Path) -> io::Result<Option<Self::File>>;
+
     /// `link(2)`: give the inode named `original` the new name `link`.
     /// Fails with `AlreadyExists` if `link` exists: an atomic no-clobber
     /// publish. Kernel locks held on the inode survive the new name.
@@ -139,6 +147,13 @@ pub trait OpenFile: std::fmt::Debug {
     /// `pwrite` all of `buf` at `offset`. Data is in the page cache only:
     /// durable after [`OpenFile::sync_all`].
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+
+    /// `linkat(2)` of this description's inode to `path`
+    /// (`/proc/self/fd/N` with `AT_SYMLINK_FOLLOW`): EEXIST if `path`
+    /// exists, so like [`Fs::hard_link`] it publishes without clobbering.
+    /// Names a file from [`Fs::create_unnamed`]; ENOENT for any other inode
+    /// that has no name left. Kernel locks held on it are kept.
+    fn link_to(&self, path: &Path) -> io::Result<()>;
 
     /// `ftruncate(2)`.
     fn set_len(&self, len: u64) -> io::Result<()>;

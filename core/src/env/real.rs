@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -142,6 +142,21 @@ impl Fs for RealEnv {
         RealFile::new(file).read_all(limit)
     }
 
+    fn create_unnamed(&self, dir: &Path) -> io::Result<Option<RealFile>> {
+        let opened = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o644)
+            .custom_flags(rustix::fs::OFlags::TMPFILE.bits() as i32)
+            .open(dir);
+        match opened {
+            Ok(file) => Ok(Some(RealFile::new(file))),
+            // EOPNOTSUPP: the filesystem has none; EISDIR: nor the kernel.
+            Err(e) if matches!(e.raw_os_error(), Some(95) | Some(21)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()> {
         std::fs::hard_link(original, link)
     }
@@ -268,6 +283,20 @@ impl OpenFile for RealFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.file.write_all_at(buf, offset)
+    }
+
+    fn link_to(&self, path: &Path) -> io::Result<()> {
+        // linkat(fd, "", ..., AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the
+        // /proc link of the descriptor does the same for anyone.
+        let proc = format!("/proc/self/fd/{}", self.file.as_raw_fd());
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            proc.as_str(),
+            rustix::fs::CWD,
+            path,
+            rustix::fs::AtFlags::SYMLINK_FOLLOW,
+        )?;
+        Ok(())
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {

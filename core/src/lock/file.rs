@@ -9,11 +9,11 @@ use super::{
     LockError, LockEvent, Release, locks_unsupported, open_failure, remaining, split, still_named,
     vet,
 };
-use crate::atomic::temp_sibling;
+use crate::atomic::stage;
 use crate::backoff::Backoff;
 use crate::env::{Env, FsKind, MonoTime, OpenFile};
 use crate::error::IoFailure;
-use crate::record::{OwnerRecord, RecordError, Token};
+use crate::record::{OwnerRecord, RecordError};
 use crate::stale::{OwnerCheck, Sighting, StaleWatch, Why, check_owner};
 
 const BACKOFF_BASE: Duration = Duration::from_millis(1);
@@ -40,12 +40,10 @@ pub(super) fn acquire<E: Env>(
     env: &E,
     lock: &Path,
     record: &OwnerRecord,
-    token: Token,
     deadline: Option<MonoTime>,
     stale: Duration,
     events: &mut dyn FnMut(LockEvent),
 ) -> Result<Option<E::File>, LockError> {
-    let temp = temp_sibling(lock, token);
     let bytes = record.to_bytes();
 
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
@@ -54,7 +52,7 @@ pub(super) fn acquire<E: Env>(
     let mut announced = false;
     let mut polls_without_sleep = 0u32;
     loop {
-        if let Some(file) = publish(env, &temp, lock, &bytes)? {
+        if let Some(file) = publish(env, lock, &bytes)? {
             return Ok(Some(file));
         }
         let holder = match inspect(env, lock, stale, &mut watch, &mut host_local_locks, events)? {
@@ -84,52 +82,38 @@ pub(super) fn acquire<E: Env>(
     }
 }
 
-/// Step 1: a locked temp file with the record, linked into place. `None`
-/// when the lock path is taken.
-fn publish<E: Env>(
-    env: &E,
-    temp: &Path,
-    lock: &Path,
-    bytes: &[u8],
-) -> Result<Option<E::File>, LockError> {
-    let file = env
-        .create_new(temp)
-        .map_err(IoFailure::at("create lock temp file", temp))?;
-    let prepared = match file.try_lock() {
-        // A fresh inode under a random name: nobody else can hold it.
+/// Step 1: a locked file with the record (unnamed, or under a temp name),
+/// linked into place. `None` when the lock path is taken.
+fn publish<E: Env>(env: &E, lock: &Path, bytes: &[u8]) -> Result<Option<E::File>, LockError> {
+    let staged = stage(env, lock)?;
+    let shown = staged.shown(lock);
+    let prepared = match staged.file.try_lock() {
+        // A fresh inode, unnamed or under a random name: nobody else can
+        // hold it.
         Ok(locked) => {
-            assert!(locked, "fresh temp file already locked: {}", temp.display());
+            assert!(
+                locked,
+                "fresh lock file already locked: {}",
+                shown.display()
+            );
             Ok(())
         }
         // Without kernel locks the protocol still excludes, but reapers
         // cannot be serialised; `inspect` refuses to reap on such a fs.
         Err(e) if locks_unsupported(&e) => Ok(()),
-        Err(e) => Err(IoFailure::at("lock lock temp file", temp)(e)),
+        Err(e) => Err(IoFailure::at("lock new lock file", &shown)(e)),
     }
     .and_then(|()| {
-        file.write_all_at(bytes, 0)
-            .map_err(IoFailure::at("write lock temp file", temp))
+        staged
+            .file
+            .write_all_at(bytes, 0)
+            .map_err(IoFailure::at("write new lock file", &shown))
     });
-    let linked = prepared.and_then(|()| match env.hard_link(temp, lock) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(IoFailure::at("link lock file", lock)(e)),
-    });
-    let removed = env
-        .remove_file(temp)
-        .map_err(IoFailure::at("remove lock temp file", temp));
-    match (linked, removed) {
-        (Ok(true), Ok(())) => Ok(Some(file)),
-        (Ok(false), Ok(())) => Ok(None),
-        (Err(e), _) => Err(e.into()),
-        (Ok(linked), Err(e)) => {
-            if linked {
-                // Give the lock back rather than hold it beside a stray name.
-                let _ = remove_if_ours(env, lock, &file);
-            }
-            Err(e.into())
-        }
+    if let Err(e) = prepared {
+        staged.discard(env);
+        return Err(e.into());
     }
+    Ok(staged.link(env, lock)?.then_some(staged.file))
 }
 
 /// Step 3: look at the lock file; reap it if it is stale.

@@ -423,7 +423,7 @@ pub fn acquire<'e, E: Env>(
     let record = OwnerRecord::new(env.identity(), &opts.instance, env.wall(), token);
     let held = match opts.mode {
         Mode::Kernel => kernel::acquire(env, &lock, &record, deadline, events)?,
-        Mode::File => file::acquire(env, &lock, &record, token, deadline, opts.stale, events)?,
+        Mode::File => file::acquire(env, &lock, &record, deadline, opts.stale, events)?,
     };
     let acquired_at = env.monotonic();
     Ok(held.map(|file| LockGuard {
