@@ -94,3 +94,77 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use proptest::prelude::*;
+
+    use super::Cli;
+
+    /// Words a command line is made of, right and wrong.
+    fn word() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "lock",
+                "elect",
+                "status",
+                "reap",
+                "sim",
+                "model",
+                "verify",
+                "--",
+                "-w",
+                "-n",
+                "--stale",
+                "--mode",
+                "--id",
+                "--dir",
+                "--ttl",
+                "--hand-over",
+                "--json",
+                "--seeds",
+                "--seed",
+                "--replay",
+                "--instances",
+                "--model",
+                "--scenario",
+                "--strategy",
+                "--faults",
+                "--dry-run",
+                "kernel",
+                "file",
+                "lease",
+                "auto",
+                "0",
+                "-1",
+                "NaN",
+                "inf",
+                "1e300",
+                "0.1",
+                "18446744073709551616",
+                "../../x",
+                "",
+                "a\nb",
+                "true",
+            ])
+            .prop_map(str::to_owned),
+            ".{0,12}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_argument_vector_parses_or_is_refused_without_panic(
+            argv in proptest::collection::vec(word(), 0..8)
+        ) {
+            let _ = Cli::try_parse_from(std::iter::once("baton".to_owned()).chain(argv));
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -130,4 +130,18 @@ mod tests {
         );
         assert_eq!(parse(b"no tab\n7\tseven\n"), vec![(7, "seven".to_owned())]);
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_log_bytes_parse_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let end = super::super::complete(&bytes);
+                prop_assert!(end <= bytes.len());
+                prop_assert!(end == 0 || bytes[end - 1] == b'\n');
+                let _ = super::super::parse(&bytes);
+            }
+        }
+    }
 }

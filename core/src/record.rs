@@ -46,14 +46,15 @@ impl fmt::Display for Token {
 pub const MAGIC: &[u8] = b"{\"baton\":";
 
 /// Whether `bytes`, found under one of baton's names, are baton's own: a
-/// record (whole or torn), or nothing at all. An empty file counts because
+/// record (whole or torn, however short), or nothing at all. An empty file counts because
 /// of how it can come to be: a file-mode lock file is published by `link`
 /// with its record, unsynced, and a machine crash can keep the name but not
 /// the data (delayed allocation); no other tool creates files under
 /// baton's names (`.baton.lock`, `.member`). Anything else is a user's
 /// file, which baton never writes to or removes.
 pub fn written_by_baton(bytes: &[u8]) -> bool {
-    bytes.is_empty() || bytes.starts_with(MAGIC)
+    // A tear can stop anywhere, even inside the magic itself.
+    bytes.starts_with(MAGIC) || MAGIC.starts_with(bytes)
 }
 
 /// What a kernel-mode sidecar holds while nobody holds the lock: it is never
@@ -282,6 +283,60 @@ pub(crate) mod tests {
             let mut other = mine.clone();
             change(&mut other);
             assert!(!other.checkable_from(&me()), "{other:?}");
+        }
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn any_record() -> impl Strategy<Value = OwnerRecord> {
+            (
+                any::<u32>(),
+                any::<u64>(),
+                ".*",
+                any::<u64>(),
+                ".*",
+                ".*",
+                any::<u64>(),
+                any::<u128>(),
+            )
+                .prop_map(|(pid, start, boot, ns, host, inst, ms, token)| {
+                    OwnerRecord {
+                        baton: RECORD_FORMAT,
+                        pid,
+                        start_time: start,
+                        boot_id: boot,
+                        pid_ns: ns,
+                        host,
+                        instance: inst,
+                        acquired_at_ms: ms,
+                        token: Token(token).to_string(),
+                    }
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn parsing_any_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+                let parsed = OwnerRecord::parse(&bytes);
+                // Whatever parses was JSON: never empty or free.
+                if parsed.is_ok() {
+                    prop_assert!(!bytes.trim_ascii().is_empty());
+                }
+                let _ = written_by_baton(&bytes);
+            }
+
+            #[test]
+            fn every_record_round_trips_and_every_tear_is_batons(r in any_record(), cut in any::<prop::sample::Index>()) {
+                let bytes = r.to_bytes();
+                prop_assert_eq!(OwnerRecord::parse(&bytes), Ok(r.clone()));
+                prop_assert_eq!(OwnerRecord::parse(&padded(&bytes)), Ok(r));
+                // A machine crash can keep any prefix of a record.
+                let torn = &bytes[..cut.index(bytes.len() + 1)];
+                prop_assert!(written_by_baton(torn));
+            }
         }
     }
 }

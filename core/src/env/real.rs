@@ -547,4 +547,23 @@ mod tests {
         );
         assert!(!mountinfo_host_local_locks("garbage\n", Path::new("/x")));
     }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn proc_stat_and_mountinfo_parsers_take_any_input(
+                stat in proptest::collection::vec(any::<u8>(), 0..200),
+                table in ".{0,300}",
+                escaped in "[ -~]{0,40}",
+            ) {
+                let _ = parse_stat(&stat);
+                let _ = mountinfo_host_local_locks(&table, Path::new("/a/b"));
+                let _ = unescape_octal(&escaped);
+            }
+        }
+    }
 }

@@ -1,0 +1,102 @@
+//! Random argument vectors given to the real binary: every one ends, by
+//! itself and in bounded time, with a documented exit code: never a panic
+//! (101) or an abort (134). Commands that would run for long (`sim`,
+//! `model`, `verify`) are covered in-process by the parser's own property
+//! test; here the vocabulary is the everyday commands.
+#![allow(clippy::disallowed_methods)] // a real-process test
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+fn word() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "-w",
+            "-n",
+            "--stale",
+            "--mode",
+            "--id",
+            "--dir",
+            "--ttl",
+            "--hand-over",
+            "--json",
+            "--dry-run",
+            "kernel",
+            "file",
+            "lease",
+            "auto",
+            "0",
+            "-1",
+            "NaN",
+            "inf",
+            "1e300",
+            "0.2",
+            "18446744073709551616",
+            "../../x",
+            "",
+            "a\nb",
+            "f",
+            "sub/",
+            ".",
+            "/",
+        ])
+        .prop_map(str::to_owned),
+        "[a-z./-]{0,6}",
+    ]
+}
+
+fn argv() -> impl Strategy<Value = Vec<String>> {
+    (
+        prop::sample::select(vec!["lock", "elect", "status", "reap"]),
+        proptest::collection::vec(word(), 0..6),
+        any::<bool>(),
+    )
+        .prop_map(|(cmd, mut words, with_cmd)| {
+            words.insert(0, cmd.to_owned());
+            if with_cmd {
+                words.extend(["--".to_owned(), "true".to_owned()]);
+            }
+            words
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(48),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn no_argument_vector_panics_aborts_or_hangs(args in argv()) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(common::BATON)
+            .current_dir(dir.path())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                prop_assert!(false, "{args:?}: still running after 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let code = status.code();
+        prop_assert!(
+            matches!(code, Some(0 | 1 | 2 | 75)),
+            "{args:?}: exit {code:?}"
+        );
+    }
+}
