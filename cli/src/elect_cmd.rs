@@ -97,6 +97,22 @@ fn election_dir(env: &RealEnv, dir: Option<PathBuf>) -> anyhow::Result<Election>
     Ok(Election::new(root.join(".baton").join("election")))
 }
 
+/// Warns (stderr, one line each) about an election directory, or the one
+/// holding it, that anyone may write or another user owns.
+fn warn_if_distrusted(env: &RealEnv, election: &Election) -> anyhow::Result<()> {
+    let me = rustix::process::geteuid().as_raw();
+    for dir in [Some(election.dir.as_path()), election.dir.parent()]
+        .into_iter()
+        .flatten()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        if let Some(why) = election::distrust(env, dir, me)? {
+            report::stderr_line(&format!("baton: warning: {why}"));
+        }
+    }
+    Ok(())
+}
+
 fn print(line: &Value) {
     report::stdout_line(&line.to_string());
 }
@@ -162,6 +178,7 @@ fn campaign<'e>(
 pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
     let env = RealEnv::new().context("read process identity from /proc")?;
     let election = election_dir(&env, args.dir.clone())?;
+    warn_if_distrusted(&env, &election)?;
     let me = env.identity();
     let id = args.id.clone().unwrap_or_else(|| {
         election::sanitize_id(&format!("{}-{}-{}", me.host, me.pid, me.start_time))
@@ -393,6 +410,7 @@ pub fn status(args: DirArgs, json_mode: bool) -> anyhow::Result<Exit> {
             election.dir.display()
         ),
     }
+    warn_if_distrusted(&env, &election)?;
     let mode = election.recorded_mode(&env)?;
     let st = election::status(&env, &election)?;
     let members: Vec<Value> = st

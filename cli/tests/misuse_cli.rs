@@ -303,3 +303,26 @@ fn json_lines_from_concurrent_processes_never_interleave() {
         assert!(v["event"].is_string(), "{line}");
     }
 }
+
+#[test]
+fn world_writable_election_directory_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("e")).unwrap();
+    std::fs::set_permissions(dir.path().join("e"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = run(baton(dir.path()).args(["elect", "--dir", "e", "--id", "a", "--", "true"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: e: writable by every user"),
+        "{}",
+        stderr(&o)
+    );
+    // The sticky bit (as on /tmp) makes it safe: nobody replaces others' files.
+    std::fs::set_permissions(
+        dir.path().join("e"),
+        std::fs::Permissions::from_mode(0o1777),
+    )
+    .unwrap();
+    let o = run(baton(dir.path()).args(["status", "--dir", "e"]));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}

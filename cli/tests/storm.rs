@@ -4,7 +4,8 @@
 //! Checked at the end, by oracles, not by reading logs:
 //!
 //! - mutual exclusion / single primary: each critical section looks for a
-//!   live process already inside (marker files named by pid) and records a
+//!   live process already inside (marker files named by pid and start
+//!   time, since pids are reused within a long storm) and records a
 //!   violation if it finds one;
 //! - no lost update: each counter is at least its acknowledged increments
 //!   (and at most those started);
@@ -42,32 +43,43 @@ fn env_or(name: &str, default: u64) -> u64 {
 /// mark ourselves inside, read-increment-write the counter atomically,
 /// leave. `$1` is the counter, `$2` the marker prefix.
 const SECTION: &str = r#"
-# A zombie (killed, not yet reaped: PID 1 in a container may never reap
-# it) answers `kill -0`, so liveness is read from its state.
-alive() { s=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }
+# Markers are named PID.STARTTIME: a killed holder's marker stays behind,
+# and its pid is soon reused. A zombie (killed, not yet reaped: PID 1 in a
+# container may never reap it) is not alive either.
+alive() {
+  set -- $(cut -d' ' -f3,22 "/proc/${1%.*}/stat" 2>/dev/null)
+  [ -n "$1" ] && [ "$1" != Z ] && [ "$2" = "$want" ]
+}
+me="$$.$(cut -d' ' -f22 /proc/$$/stat)"
 for m in "$2".*; do
-  p=${m##*.}
-  [ "$p" != '*' ] && [ "$p" != $$ ] && alive "$p" && echo "$2: $p inside with $$" >> violations
+  p=${m#"$2".}
+  want=${p#*.}
+  [ "$m" != "$2.*" ] && [ "$p" != "$me" ] && alive "$p" && echo "$2: $p inside with $me" >> violations
 done
-: > "$2.$$"
+: > "$2.$me"
 n=$(cat "$1")
 echo $((n + 1)) > "$1.next.$$"
 mv "$1.next.$$" "$1"
-rm -f "$2.$$"
+rm -f "$2.$me"
 "#;
 
 /// A primary's term: complain if another live primary is inside, log the
 /// epoch, leave.
 const TERM: &str = r#"
-alive() { s=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null); [ -n "$s" ] && [ "$s" != Z ]; }
+alive() {
+  set -- $(cut -d' ' -f3,22 "/proc/${1%.*}/stat" 2>/dev/null)
+  [ -n "$1" ] && [ "$1" != Z ] && [ "$2" = "$want" ]
+}
+me="$$.$(cut -d' ' -f22 /proc/$$/stat)"
 for m in primary.*; do
-  p=${m##*.}
-  [ "$p" != '*' ] && [ "$p" != $$ ] && alive "$p" && echo "primary $p with $$" >> violations
+  p=${m#primary.}
+  want=${p#*.}
+  [ "$m" != "primary.*" ] && [ "$p" != "$me" ] && alive "$p" && echo "primary $p with $me" >> violations
 done
-: > "primary.$$"
+: > "primary.$me"
 echo "$BATON_EPOCH" >> epochs
 sleep 0.01
-rm -f "primary.$$"
+rm -f "primary.$me"
 "#;
 
 #[derive(Default)]

@@ -392,6 +392,34 @@ pub(crate) fn read_record<E: Env>(env: &E, path: &Path) -> Result<Option<Vec<u8>
     }
 }
 
+/// Whether a coordination directory can be trusted, or a warning saying
+/// why not: writable by everyone without the sticky bit (anyone may
+/// replace baton's files there), or owned by another user than `me`.
+/// baton opens nothing there through a symlink either way; this is for
+/// people to hear about.
+pub fn distrust<E: Env>(env: &E, dir: &Path, me: u32) -> Result<Option<String>, IoFailure> {
+    let meta = match env.symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(IoFailure::at("stat", dir)(e)),
+    };
+    Ok(if meta.mode & 0o002 != 0 && meta.mode & 0o1000 == 0 {
+        Some(format!(
+            "{}: writable by every user (mode {:o}): anyone can replace the election's files",
+            dir.display(),
+            meta.mode
+        ))
+    } else if meta.uid != me && meta.uid != 0 {
+        Some(format!(
+            "{}: owned by user {}, not by you ({me})",
+            dir.display(),
+            meta.uid
+        ))
+    } else {
+        None
+    })
+}
+
 /// An instance's registration: alive while this value (its locked
 /// descriptor) lives. Dropping it removes the file.
 #[derive(Debug)]

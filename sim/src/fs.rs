@@ -269,6 +269,9 @@ impl SimFs {
             modified: inode.mtime,
             is_dir,
             is_file: !is_dir,
+            // Permissions are not modelled: what a umask of 022 gives.
+            mode: if is_dir { 0o755 } else { 0o644 },
+            uid: 0,
             nlink: inode.nlink,
         }
     }

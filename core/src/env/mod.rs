@@ -44,6 +44,10 @@ pub struct Metadata {
     pub is_file: bool,
     /// Number of names the inode has; 0 once every name is unlinked.
     pub nlink: u64,
+    /// Permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// Owner's user id.
+    pub uid: u32,
 }
 
 /// Whether kernel advisory locks on a filesystem can be trusted.

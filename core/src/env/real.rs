@@ -92,6 +92,8 @@ fn metadata_of(m: &std::fs::Metadata) -> io::Result<Metadata> {
         is_dir: m.is_dir(),
         is_file: m.is_file(),
         nlink: m.nlink(),
+        mode: m.mode() & 0o7777,
+        uid: m.uid(),
     })
 }
 
