@@ -531,6 +531,20 @@ impl OpenFile for SimFile {
         })
     }
 
+    fn set_permissions(&self, mode: u32) -> io::Result<()> {
+        self.call(Site::SetPermissions, "set_permissions", |k, ofd| {
+            k.fs.set_permissions(ofd, mode);
+            Ok(())
+        })
+    }
+
+    fn set_owner(&self, uid: u32, gid: u32) -> io::Result<()> {
+        self.call(Site::SetOwner, "set_owner", |k, ofd| {
+            k.fs.set_owner(ofd, uid, gid);
+            Ok(())
+        })
+    }
+
     fn set_len(&self, len: u64) -> io::Result<()> {
         let c = &self.caller;
         self.call(Site::SetLen, "set_len", |k, ofd| {

@@ -24,6 +24,8 @@ pub enum Site {
     Read,
     HardLink,
     LinkTo,
+    SetPermissions,
+    SetOwner,
     Rename,
     RemoveFile,
     ReadDir,
@@ -52,7 +54,7 @@ pub enum Site {
 impl Site {
     /// New sites go last: activations are drawn in this order, so seeds
     /// (and replay tokens) of older scenarios keep their meaning.
-    pub const ALL: [Site; 29] = [
+    pub const ALL: [Site; 31] = [
         Site::CreateNew,
         Site::Open,
         Site::Read,
@@ -82,6 +84,8 @@ impl Site {
         Site::Random,
         Site::CreateUnnamed,
         Site::LinkTo,
+        Site::SetPermissions,
+        Site::SetOwner,
     ];
 
     /// The errors this call can really return on a local filesystem, for

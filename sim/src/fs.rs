@@ -80,6 +80,10 @@ struct Inode {
     open: u64,
     /// Made by `O_TMPFILE` and never named: `link_to` may name it.
     unnamed: bool,
+    /// Permission bits and owner: kept and reported, never enforced.
+    mode: u32,
+    uid: u32,
+    gid: u32,
 }
 
 /// An open file description: `flock` locks belong to it.
@@ -130,6 +134,9 @@ impl SimFs {
                 nlink: 2,
                 open: 0,
                 unnamed: false,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
             },
         );
         SimFs {
@@ -221,6 +228,9 @@ impl SimFs {
                 nlink: 0,
                 open: 0,
                 unnamed: false,
+                mode: 0o644,
+                uid: 0,
+                gid: 0,
             },
         );
         ino
@@ -269,9 +279,10 @@ impl SimFs {
             modified: inode.mtime,
             is_dir,
             is_file: !is_dir,
-            // Permissions are not modelled: what a umask of 022 gives.
-            mode: if is_dir { 0o755 } else { 0o644 },
-            uid: 0,
+            // Kept and reported, never enforced.
+            mode: inode.mode,
+            uid: inode.uid,
+            gid: inode.gid,
             nlink: inode.nlink,
         }
     }
@@ -444,6 +455,9 @@ impl SimFs {
                 nlink: 2,
                 open: 0,
                 unnamed: false,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
             },
         );
         self.entries_mut(dir).insert(name, ino);
@@ -532,6 +546,19 @@ impl SimFs {
         data[start..end].copy_from_slice(buf);
         *synced = false;
         *mtime = now;
+    }
+
+    /// `fchmod`. Permissions are kept, never enforced.
+    pub fn set_permissions(&mut self, ofd: OfdId, mode: u32) {
+        let ino = self.ofd_ino(ofd);
+        self.inodes.get_mut(&ino).expect("open inode").mode = mode & 0o7777;
+    }
+
+    /// `fchown`, as root may: ownership is kept, never enforced.
+    pub fn set_owner(&mut self, ofd: OfdId, uid: u32, gid: u32) {
+        let ino = self.ofd_ino(ofd);
+        let inode = self.inodes.get_mut(&ino).expect("open inode");
+        (inode.uid, inode.gid) = (uid, gid);
     }
 
     pub fn set_len(&mut self, ofd: OfdId, len: u64, now: SystemTime) {

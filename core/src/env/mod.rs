@@ -48,6 +48,8 @@ pub struct Metadata {
     pub mode: u32,
     /// Owner's user id.
     pub uid: u32,
+    /// Owner's group id.
+    pub gid: u32,
 }
 
 /// Whether kernel advisory locks on a filesystem can be trusted.
@@ -158,6 +160,13 @@ pub trait OpenFile: std::fmt::Debug {
     /// Names a file from [`Fs::create_unnamed`]; ENOENT for any other inode
     /// that has no name left. Kernel locks held on it are kept.
     fn link_to(&self, path: &Path) -> io::Result<()>;
+
+    /// `fchmod(2)`: set the permission bits (not masked by the umask).
+    fn set_permissions(&self, mode: u32) -> io::Result<()>;
+
+    /// `fchown(2)`: set owner and group. EPERM unless permitted (root, or
+    /// the owner giving the file to a group of its own).
+    fn set_owner(&self, uid: u32, gid: u32) -> io::Result<()>;
 
     /// `ftruncate(2)`.
     fn set_len(&self, len: u64) -> io::Result<()>;

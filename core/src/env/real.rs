@@ -94,6 +94,7 @@ fn metadata_of(m: &std::fs::Metadata) -> io::Result<Metadata> {
         nlink: m.nlink(),
         mode: m.mode() & 0o7777,
         uid: m.uid(),
+        gid: m.gid(),
     })
 }
 
@@ -299,6 +300,16 @@ impl OpenFile for RealFile {
             rustix::fs::AtFlags::SYMLINK_FOLLOW,
         )?;
         Ok(())
+    }
+
+    fn set_permissions(&self, mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        self.file
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+    }
+
+    fn set_owner(&self, uid: u32, gid: u32) -> io::Result<()> {
+        std::os::unix::fs::fchown(&self.file, Some(uid), Some(gid))
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
