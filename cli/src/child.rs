@@ -47,10 +47,21 @@ pub fn spawn(
     envs: &[(&str, String)],
     die_with_parent: bool,
 ) -> Result<Result<Child, Exit>, anyhow::Error> {
+    spawn_with(cmd, envs, die_with_parent, |_| {})
+}
+
+/// [`spawn`], with `configure` setting up the command first (its stdio).
+pub fn spawn_with(
+    cmd: &[OsString],
+    envs: &[(&str, String)],
+    die_with_parent: bool,
+    configure: impl FnOnce(&mut Command),
+) -> Result<Result<Child, Exit>, anyhow::Error> {
     let (program, args) = cmd.split_first().context("no command given")?;
     let mut command = Command::new(program);
     command.args(args);
     command.envs(envs.iter().map(|(k, v)| (k, v)));
+    configure(&mut command);
     if die_with_parent {
         let parent = rustix::process::getpid();
         // SAFETY: the closure runs in the child between fork and exec and

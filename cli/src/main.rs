@@ -12,6 +12,7 @@ mod lock_cmd;
 mod model_cmd;
 mod report;
 mod sim_cmd;
+mod state_cmd;
 mod verify_cmd;
 
 use std::process::ExitCode;
@@ -21,8 +22,9 @@ use clap::{Parser, Subcommand};
 use crate::exit::Exit;
 use crate::report::Reporter;
 
-/// Coordinate processes that share a working directory: locks and primary
-/// election, proven race-free by simulation and model checking.
+/// Coordinate processes that share a working directory: locks, shared
+/// state, primary election, proven race-free by simulation and model
+/// checking.
 #[derive(Debug, Parser)]
 #[command(name = "baton", version)]
 struct Cli {
@@ -38,6 +40,9 @@ enum Command {
     /// Run CMD holding FILE's lock (FILE.baton.lock); exit with CMD's status,
     /// or 75 if the lock was not obtained in time.
     Lock(lock_cmd::LockArgs),
+    /// Read or update a JSON state file: `state get FILE`,
+    /// `state update [--cas] FILE -- CMD...` (CMD maps stdin to stdout).
+    State(state_cmd::StateArgs),
     /// Campaign for primary: print events as JSON lines (joined, standby,
     /// elected, stepped-down) until stdin closes, or run CMD while primary.
     Elect(elect_cmd::ElectArgs),
@@ -60,6 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
     let report = Reporter { json: cli.json };
     match cli.command {
         Command::Lock(args) => lock_cmd::run(args, report),
+        Command::State(args) => state_cmd::run(args, report),
         Command::Elect(args) => elect_cmd::elect(args, cli.json),
         Command::Status(args) => elect_cmd::status(args, cli.json),
         Command::Reap(args) => elect_cmd::reap(args, cli.json),

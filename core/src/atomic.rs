@@ -123,6 +123,18 @@ fn parent_dir(path: &Path) -> &Path {
 
 /// Replaces `path`'s contents with `bytes`, atomically and durably.
 pub fn write_atomic<E: Env>(env: &E, path: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
+    write_atomic_with(env, path, bytes, |_| Ok(()))
+}
+
+/// [`write_atomic`], with `prepare` called on the new file once written
+/// and before it is synced and named (to set its mode or owner); if it
+/// fails, nothing is replaced.
+pub fn write_atomic_with<E: Env, Er: From<IoFailure>>(
+    env: &E,
+    path: &Path,
+    bytes: &[u8],
+    prepare: impl FnOnce(&E::File) -> Result<(), Er>,
+) -> Result<(), Er> {
     let dir = parent_dir(path);
     // Unnamed while written and synced, so a writer killed meanwhile
     // leaves nothing; `rename` needs a name, given only at the end.
@@ -130,8 +142,14 @@ pub fn write_atomic<E: Env>(env: &E, path: &Path, bytes: &[u8]) -> Result<(), Io
     let written = staged
         .file
         .write_all_at(bytes, 0)
-        .and_then(|()| staged.file.sync_all())
-        .map_err(IoFailure::at("write", &staged.shown(path)));
+        .map_err(|e| Er::from(IoFailure::at("write", &staged.shown(path))(e)))
+        .and_then(|()| prepare(&staged.file))
+        .and_then(|()| {
+            staged
+                .file
+                .sync_all()
+                .map_err(|e| IoFailure::at("sync", &staged.shown(path))(e).into())
+        });
     if let Err(e) = written {
         staged.discard(env);
         return Err(e);
@@ -151,8 +169,8 @@ pub fn write_atomic<E: Env>(env: &E, path: &Path, bytes: &[u8]) -> Result<(), Io
     if let Err(e) = env.rename(&temp, path) {
         // The target is untouched; do not leave the temp behind.
         let _ = env.remove_file(&temp);
-        return Err(IoFailure::at("rename temp file over", path)(e));
+        return Err(IoFailure::at("rename temp file over", path)(e).into());
     }
     env.sync_dir(dir)
-        .map_err(IoFailure::at("sync directory", dir))
+        .map_err(|e| IoFailure::at("sync directory", dir)(e).into())
 }

@@ -38,3 +38,4 @@ pub mod lease;
 pub mod lock;
 pub mod record;
 pub mod stale;
+pub mod state;

@@ -279,6 +279,7 @@ impl SimFs {
             modified: inode.mtime,
             is_dir,
             is_file: !is_dir,
+            is_symlink: false,
             // Kept and reported, never enforced.
             mode: inode.mode,
             uid: inode.uid,

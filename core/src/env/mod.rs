@@ -42,6 +42,8 @@ pub struct Metadata {
     pub is_dir: bool,
     /// A regular file (not a directory, symlink, FIFO, socket or device).
     pub is_file: bool,
+    /// A symbolic link (only [`Fs::symlink_metadata`] can say so).
+    pub is_symlink: bool,
     /// Number of names the inode has; 0 once every name is unlinked.
     pub nlink: u64,
     /// Permission bits (`st_mode & 0o7777`).

@@ -91,6 +91,7 @@ fn metadata_of(m: &std::fs::Metadata) -> io::Result<Metadata> {
         modified: m.modified()?,
         is_dir: m.is_dir(),
         is_file: m.is_file(),
+        is_symlink: m.file_type().is_symlink(),
         nlink: m.nlink(),
         mode: m.mode() & 0o7777,
         uid: m.uid(),
