@@ -6,10 +6,10 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use baton_core::env::Processes;
+use baton_core::env::{Clock, Processes};
 use baton_core::env::real::RealEnv;
 use baton_core::hygiene;
 use baton_core::lock::{self, Mode, Wait};
@@ -116,7 +116,7 @@ fn update(env: &RealEnv, args: UpdateArgs, report: Reporter) -> anyhow::Result<E
     if let Err(e) = hygiene::exclude_from_git(env, &lock::sidecar_path(&args.file)) {
         report.warning(&format!("cannot hide the lock file from git: {e}"));
     }
-    let started = Instant::now();
+    let started = env.monotonic();
     let outcome = state::update(
         env,
         &args.file,
@@ -125,7 +125,8 @@ fn update(env: &RealEnv, args: UpdateArgs, report: Reporter) -> anyhow::Result<E
         |old| run_command(&args.cmd, old),
     )?;
     let file = args.file.display();
-    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let took = env.monotonic().saturating_since(started);
+    let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
     match outcome {
         Outcome::Updated { attempts } => {
             if report.json {
