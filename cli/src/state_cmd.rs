@@ -9,8 +9,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use baton_core::env::{Clock, Processes};
 use baton_core::env::real::RealEnv;
+use baton_core::env::{Clock, Processes};
 use baton_core::hygiene;
 use baton_core::lock::{self, Mode, Wait};
 use baton_core::state::{self, Outcome, STATE_LIMIT, Strategy, UpdateOptions};

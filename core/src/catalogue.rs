@@ -138,6 +138,26 @@ pub const PROTOCOLS: &[Protocol] = &[
         expect: Expect::Holds,
     },
     Protocol {
+        name: "state-rmw-unlocked",
+        source: "seed 002 before the fix: read, modify, write, no lock",
+        expect: Expect::Violates(Invariant::NoLostUpdate),
+    },
+    Protocol {
+        name: "state-write-in-place",
+        source: "seed 002: truncate and write in place, no temp file or rename",
+        expect: Expect::Violates(Invariant::NoTornState),
+    },
+    Protocol {
+        name: "baton-state",
+        source: "baton: read, compute, replace atomically under the sidecar lock",
+        expect: Expect::Holds,
+    },
+    Protocol {
+        name: "baton-state-cas",
+        source: "baton: compute unlocked, replace if unchanged (content compare-and-swap)",
+        expect: Expect::Holds,
+    },
+    Protocol {
         name: "commit-shared-index",
         source: "seed 003 today: git add, git commit on the shared index",
         expect: Expect::Violates(Invariant::NoCrossCommit),

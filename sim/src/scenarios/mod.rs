@@ -5,6 +5,7 @@ mod counter;
 mod election;
 mod lock;
 mod naive_reap;
+mod state;
 
 use baton_core::catalogue::{self, PROTOCOLS};
 
@@ -22,6 +23,10 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "baton-election-lease-paused" => election::baton_election_lease_paused_scenario(),
         "baton-lock-kernel" => lock::scenario(baton_core::lock::Mode::Kernel),
         "baton-lock-file" => lock::scenario(baton_core::lock::Mode::File),
+        "state-rmw-unlocked" => state::state_rmw_unlocked(),
+        "state-write-in-place" => state::state_write_in_place(),
+        "baton-state" => state::baton_state(),
+        "baton-state-cas" => state::baton_state_cas(),
         _ => return None,
     };
     let protocol = catalogue::protocol(name).expect("every scenario is catalogued");
