@@ -19,6 +19,10 @@ pub const MODELS: &[&str] = &[
     "baton-election",
     "baton-election-lease",
     "baton-election-lease-paused",
+    "state-rmw-unlocked",
+    "state-write-in-place",
+    "baton-state",
+    "baton-state-cas",
     "commit-shared-index",
     "commit-lock-staging",
     "baton-txn",
@@ -257,6 +261,24 @@ pub fn explore(name: &str, instances: usize, addr: &str) -> Option<()> {
             .checker()
             .serve(addr),
         ),
+        "state-rmw-unlocked" | "state-write-in-place" | "baton-state" | "baton-state-cas" => {
+            use crate::state::{StateModel, Variant as S};
+            let variant = match name {
+                "state-rmw-unlocked" => S::Unlocked,
+                "state-write-in-place" => S::InPlace,
+                "baton-state" => S::Locked,
+                _ => S::Cas,
+            };
+            drop(
+                StateModel {
+                    variant,
+                    procs,
+                    crashes,
+                }
+                .checker()
+                .serve(addr),
+            )
+        }
         "commit-shared-index" | "commit-lock-staging" | "baton-txn" => {
             let variant = match name {
                 "commit-shared-index" => Variant::SharedIndex,
@@ -298,6 +320,10 @@ pub fn check(name: &str, instances: usize) -> Option<Verdict> {
             crate::commits::check(crate::commits::Variant::LockStaging, instances)
         }
         "baton-txn" => crate::commits::check(crate::commits::Variant::Txn, instances),
+        "state-rmw-unlocked" => crate::state::check(crate::state::Variant::Unlocked, instances),
+        "state-write-in-place" => crate::state::check(crate::state::Variant::InPlace, instances),
+        "baton-state" => crate::state::check(crate::state::Variant::Locked, instances),
+        "baton-state-cas" => crate::state::check(crate::state::Variant::Cas, instances),
         _ => return None,
     })
 }

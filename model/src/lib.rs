@@ -26,6 +26,7 @@ mod pause;
 mod progress;
 mod registry;
 mod registry_150ms;
+pub mod state;
 mod symmetry;
 
 pub use check::{MODELS, Verdict, check, explore};

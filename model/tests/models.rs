@@ -374,3 +374,33 @@ fn lock_file_across_hosts_is_safe_and_never_reaps_by_observation_over_host_local
 fn unknown_model_is_none() {
     assert!(check("no-such-model", 2).is_none());
 }
+
+#[test]
+fn unlocked_state_update_loses_one_in_the_shortest_interleaving() {
+    let v = check("state-rmw-unlocked", 2).unwrap();
+    assert_eq!(v.violated, Some(Invariant::NoLostUpdate), "{v:#?}");
+    // Both read 0, both write 1, both acknowledge.
+    let a = actions(&v);
+    assert_eq!(
+        a.iter().filter(|a| a.starts_with("Read")).count(),
+        2,
+        "{a:?}"
+    );
+    assert_eq!(
+        a.iter().filter(|a| a.starts_with("Rename")).count(),
+        2,
+        "{a:?}"
+    );
+    assert!(a.iter().all(|a| !a.starts_with("Crash")), "{a:?}");
+}
+
+#[test]
+fn writing_state_in_place_shows_an_empty_file_even_under_the_lock() {
+    let v = check("state-write-in-place", 2).unwrap();
+    assert_eq!(v.violated, Some(Invariant::NoTornState), "{v:#?}");
+    let a = actions(&v);
+    assert!(
+        a == ["Lock(0)", "Truncate(0)"] || a == ["Lock(1)", "Truncate(1)"],
+        "{a:?}"
+    );
+}

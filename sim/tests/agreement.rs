@@ -258,3 +258,36 @@ fn naive_reap_double_reaper_from_the_model_breaks_mutual_exclusion_in_the_simula
     }
     assert!(report.trace.iter().any(|l| l.contains("CRASH (guided)")));
 }
+
+#[test]
+fn state_rmw_unlocked_model_counterexample_loses_an_update_in_the_simulator() {
+    let verdict = baton_model::check("state-rmw-unlocked", 2).unwrap();
+    // Acknowledging is the caller's business, not a file operation.
+    let guide: Vec<GuideStep> = steps(&verdict.counterexample)
+        .into_iter()
+        .filter(|(action, _)| action != "Ack")
+        .map(|(action, p)| {
+            let site = match action.as_str() {
+                "Read" => Site::Read,
+                "Rename" => Site::Rename,
+                other => panic!("unmapped model action {other}"),
+            };
+            GuideStep::Call(p, site)
+        })
+        .collect();
+    let (guide, report) = replay_guide(
+        "state-rmw-unlocked",
+        &verdict,
+        Invariant::NoLostUpdate,
+        2,
+        Some(1),
+        guide,
+    );
+    assert_eq!(guide.len(), 4, "{guide:?}");
+    let calls: Vec<&String> = report
+        .trace
+        .iter()
+        .filter(|l| l.contains("read(/w/state.json)") || l.contains("rename("))
+        .collect();
+    assert_followed(&calls, &guide);
+}
