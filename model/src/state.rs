@@ -18,6 +18,8 @@ use baton_core::catalogue::Invariant;
 use stateright::{Model, Property};
 
 use crate::check::{Checks, Verdict, exhaust, may_crash};
+use crate::progress::Progress;
+use crate::symmetry::Permutation;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Variant {
@@ -218,6 +220,31 @@ impl Model for StateModel {
     }
 }
 
+/// Processes renumbered in a canonical order (ids are never compared).
+pub fn representative(s: &State) -> State {
+    let perm = Permutation::sorting(s.pcs.len(), |i| (s.pcs[i], s.alive[i]));
+    State {
+        lock: s.lock.map(|p| perm.id(p)),
+        pcs: perm.apply(&s.pcs),
+        alive: perm.apply(&s.alive),
+        ..s.clone()
+    }
+}
+
+/// Progress: some live process has written and is about to acknowledge,
+/// or every live process is done.
+fn progressed(s: &State) -> bool {
+    (0..s.pcs.len()).all(|i| !s.alive[i] || s.pcs[i] == Pc::Done)
+        || (0..s.pcs.len()).any(|i| s.alive[i] && s.pcs[i] == Pc::Wrote)
+}
+
+/// Fault-free steps from anywhere to progress. Locked: take the free lock
+/// (a dead holder's is freed by the kernel) with the read, rename: 2.
+/// Compare-and-swap: a holder whose read went stale checks and lets go,
+/// then one process reads, locks, checks and renames: 5.
+pub const PROGRESS_BOUND_LOCKED: usize = 2;
+pub const PROGRESS_BOUND_CAS: usize = 5;
+
 pub fn check(variant: Variant, procs: usize) -> Verdict {
     let name = match variant {
         Variant::Locked => "baton-state",
@@ -245,11 +272,29 @@ pub fn check(variant: Variant, procs: usize) -> Verdict {
             procs,
             crashes: procs.saturating_sub(1).min(1),
         },
-        Checks {
-            safety,
-            examples,
-            symmetry: None,
-            progress: None,
+        match variant {
+            Variant::Locked | Variant::Cas => Checks {
+                safety,
+                examples,
+                symmetry: Some(representative),
+                progress: Some(Progress {
+                    what: "an update is written, or all are done",
+                    goal: progressed,
+                    fault: |a| matches!(a, Action::Crash(_)),
+                    bound: if variant == Variant::Locked {
+                        PROGRESS_BOUND_LOCKED
+                    } else {
+                        PROGRESS_BOUND_CAS
+                    },
+                }),
+            },
+            // The field's variants: breadth first, for short counterexamples.
+            Variant::Unlocked | Variant::InPlace => Checks {
+                safety,
+                examples,
+                symmetry: None,
+                progress: None,
+            },
         },
     )
 }
