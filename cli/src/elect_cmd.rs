@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use baton_core::election::{self, Election, ElectionMode, LeaderRecord, Leadership};
+use baton_core::election::{self, Election, LeaderRecord, Leadership};
 use baton_core::env::real::RealEnv;
 use baton_core::env::{Fs, Processes};
 use baton_core::hygiene;
@@ -86,7 +86,7 @@ pub struct ReapArgs {
 }
 
 /// `.baton/election` at the repository root (or here, outside one).
-fn election_dir(env: &RealEnv, dir: Option<PathBuf>) -> anyhow::Result<Election> {
+pub(crate) fn election_dir(env: &RealEnv, dir: Option<PathBuf>) -> anyhow::Result<Election> {
     if let Some(dir) = dir {
         return Ok(Election::new(dir));
     }
@@ -99,7 +99,7 @@ fn election_dir(env: &RealEnv, dir: Option<PathBuf>) -> anyhow::Result<Election>
 
 /// Warns (stderr, one line each) about an election directory, or the one
 /// holding it, that anyone may write or another user owns.
-fn warn_if_distrusted(env: &RealEnv, election: &Election) -> anyhow::Result<()> {
+pub(crate) fn warn_if_distrusted(env: &RealEnv, election: &Election) -> anyhow::Result<()> {
     let me = rustix::process::geteuid().as_raw();
     for dir in [Some(election.dir.as_path()), election.dir.parent()]
         .into_iter()
@@ -117,7 +117,7 @@ fn print(line: &Value) {
     report::stdout_line(&line.to_string());
 }
 
-fn leader_json(r: &LeaderRecord) -> Value {
+pub(crate) fn leader_json(r: &LeaderRecord) -> Value {
     serde_json::to_value(r).unwrap_or(Value::Null)
 }
 
@@ -396,124 +396,6 @@ fn human(event: &Value) -> String {
         ),
         _ => event.to_string(),
     }
-}
-
-pub fn status(args: DirArgs, json_mode: bool) -> anyhow::Result<Exit> {
-    let env = RealEnv::new().context("read process identity from /proc")?;
-    let election = election_dir(&env, args.dir)?;
-    match env.symlink_metadata(&election.dir) {
-        Ok(m) if m.is_dir => {}
-        Ok(_) => anyhow::bail!("status: {}: not a directory", election.dir.display()),
-        Err(e) => anyhow::bail!(
-            "status: {}: no election here ({e}); start one with `baton elect --dir {}`",
-            election.dir.display(),
-            election.dir.display()
-        ),
-    }
-    warn_if_distrusted(&env, &election)?;
-    let mode = election.recorded_mode(&env)?;
-    let st = election::status(&env, &election)?;
-    let members: Vec<Value> = st
-        .members
-        .iter()
-        .map(|m| {
-            let owner = match &m.owner {
-                Ok(r) => serde_json::to_value(r).unwrap_or(Value::Null),
-                Err(e) => json!({ "unreadable": e.to_string() }),
-            };
-            json!({
-                "id": m.id,
-                "alive": m.alive,
-                "why": if m.alive { "its lock is held" } else { "no process holds its lock: dead" },
-                "owner": owner,
-            })
-        })
-        .collect();
-    let primary = st
-        .leader
-        .as_ref()
-        .filter(|_| st.primary_alive)
-        .map(leader_json);
-    let lease = lease::current(&env, &election)?;
-    // In lease mode the primary is the lease's holder: files cannot say
-    // whether it still renews, only who holds the newest version.
-    let lease_primary = lease.as_ref().filter(|l| !l.holder.is_empty());
-    let (primary, epoch) = match mode {
-        Some(ElectionMode::Lease) => (
-            lease_primary.map(|l| json!({ "id": l.holder, "epoch": l.epoch, "seq": l.seq })),
-            lease.as_ref().map(|l| l.epoch),
-        ),
-        _ => (primary, st.leader.as_ref().map(|r| r.epoch)),
-    };
-    if json_mode {
-        print(&json!({
-            "dir": election.dir,
-            "mode": mode.map(ElectionMode::name),
-            "primary": primary,
-            "epoch": epoch,
-            "members": members,
-            "lease": lease.as_ref().map(|l| json!({ "epoch": l.epoch, "holder": l.holder, "seq": l.seq })),
-        }));
-        return Ok(Exit::Ok);
-    }
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "election {} ({} mode)",
-        election.dir.display(),
-        mode.map_or("no", ElectionMode::name)
-    );
-    if mode == Some(ElectionMode::Lease) {
-        match lease_primary {
-            Some(l) => {
-                let _ = writeln!(
-                    out,
-                    "primary  {} (lease holder), epoch {}, version {}",
-                    l.holder, l.epoch, l.seq
-                );
-            }
-            None => {
-                let _ = writeln!(out, "primary  none (lease free or never taken)");
-            }
-        }
-    } else {
-        match (&st.leader, st.primary_alive) {
-            (Some(r), true) => {
-                let _ = writeln!(
-                    out,
-                    "primary  {} (pid {} on {}), epoch {}",
-                    r.id, r.pid, r.host, r.epoch
-                );
-            }
-            (Some(r), false) => {
-                let _ = writeln!(out, "primary  none (last: {}, epoch {})", r.id, r.epoch);
-            }
-            (None, _) => {
-                let _ = writeln!(out, "primary  none ever elected");
-            }
-        }
-    }
-    if let Some(l) = lease.as_ref().filter(|_| mode != Some(ElectionMode::Lease)) {
-        let holder = if l.holder.is_empty() {
-            "released"
-        } else {
-            &l.holder
-        };
-        let _ = writeln!(
-            out,
-            "lease    {holder}, epoch {}, version {}",
-            l.epoch, l.seq
-        );
-    }
-    for m in &st.members {
-        let who = match &m.owner {
-            Ok(r) => format!("pid {} on {}", r.pid, r.host),
-            Err(e) => e.to_string(),
-        };
-        let state = if m.alive { "alive" } else { "dead (reapable)" };
-        let _ = writeln!(out, "member   {:<32} {state:<16} {who}", m.id);
-    }
-    Ok(Exit::Ok)
 }
 
 pub fn reap(args: ReapArgs, json_mode: bool) -> anyhow::Result<Exit> {

@@ -6,6 +6,7 @@
 
 mod args;
 mod child;
+mod claim_cmd;
 mod elect_cmd;
 mod exit;
 mod lock_cmd;
@@ -13,6 +14,7 @@ mod model_cmd;
 mod report;
 mod sim_cmd;
 mod state_cmd;
+mod status_cmd;
 mod verify_cmd;
 
 use std::process::ExitCode;
@@ -23,8 +25,8 @@ use crate::exit::Exit;
 use crate::report::Reporter;
 
 /// Coordinate processes that share a working directory: locks, shared
-/// state, primary election, proven race-free by simulation and model
-/// checking.
+/// state, per-path claims, primary election, proven race-free by
+/// simulation and model checking.
 #[derive(Debug, Parser)]
 #[command(name = "baton", version)]
 struct Cli {
@@ -46,8 +48,17 @@ enum Command {
     /// Campaign for primary: print events as JSON lines (joined, standby,
     /// elected, stepped-down) until stdin closes, or run CMD while primary.
     Elect(elect_cmd::ElectArgs),
-    /// Show an election: primary, epoch, members alive or dead.
-    Status(elect_cmd::DirArgs),
+    /// Claim paths for this instance, all or nothing (exit 75 naming the
+    /// holder if any is claimed): held while CMD runs, or detached with a
+    /// TTL.
+    Claim(claim_cmd::ClaimArgs),
+    /// Release this instance's claims (all, or the PATHs given).
+    Release(claim_cmd::ReleaseArgs),
+    /// May I edit PATH? `PATH: free` (exit 0), or who claims it (exit 75).
+    Who(claim_cmd::WhoArgs),
+    /// What is going on: the election's primary and members, every claim
+    /// with its instance and task (`--watch` to follow).
+    Status(status_cmd::StatusArgs),
     /// Remove the member files of dead instances, saying why.
     Reap(elect_cmd::ReapArgs),
     /// Run the deterministic simulator over the catalogue (or one
@@ -67,7 +78,10 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Lock(args) => lock_cmd::run(args, report),
         Command::State(args) => state_cmd::run(args, report),
         Command::Elect(args) => elect_cmd::elect(args, cli.json),
-        Command::Status(args) => elect_cmd::status(args, cli.json),
+        Command::Claim(args) => claim_cmd::claim(args, cli.json),
+        Command::Release(args) => claim_cmd::release(args, cli.json),
+        Command::Who(args) => claim_cmd::who(args, cli.json),
+        Command::Status(args) => status_cmd::run(args, cli.json),
         Command::Reap(args) => elect_cmd::reap(args, cli.json),
         Command::Sim(args) => sim_cmd::run(args, cli.json),
         Command::Model(args) => model_cmd::run(args, cli.json),

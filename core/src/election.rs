@@ -300,62 +300,11 @@ impl Election {
         })
     }
 
-    /// Creates the directories (and a `.gitignore` of `*` at the top of a
-    /// `.baton` directory, so nothing of baton's shows in `git status`).
-    ///
-    /// Each of baton's own directories (from `.baton`, or else from `DIR`,
-    /// down to `members`) has its entry synced into its parent, whether
-    /// this call created it or found it: another process may have created
-    /// it and died before syncing, and a machine crash would then take the
-    /// whole election, epochs included, back to nothing (found by the
-    /// simulator, `baton-election`).
-    ///
-    /// Then records the directory's mode, or checks it (see the module
+    /// Creates the election's directories ([`crate::dirs::prepare`]), then
+    /// records the directory's mode, or checks it (see the module
     /// documentation).
     pub fn prepare<E: Env>(&self, env: &E, mode: ElectionMode) -> Result<(), ElectionError> {
-        let members = self.members();
-        let chain: Vec<&Path> = members
-            .ancestors()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        let ours_from = chain
-            .iter()
-            .position(|d| d.file_name() == Some(".baton".as_ref()))
-            .or_else(|| chain.iter().position(|d| *d == self.dir.as_path()))
-            .unwrap_or(0);
-        for (i, dir) in chain.iter().enumerate() {
-            if dir.as_os_str().is_empty() || dir.parent().is_none() {
-                continue;
-            }
-            let created = match env.create_dir(dir) {
-                Ok(()) => true,
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-                Err(e) => return Err(IoFailure::at("create directory", dir)(e).into()),
-            };
-            if i >= ours_from {
-                let parent = match dir.parent() {
-                    Some(p) if !p.as_os_str().is_empty() => p,
-                    _ => Path::new("."),
-                };
-                env.sync_dir(parent)
-                    .map_err(IoFailure::at("sync directory", parent))?;
-            }
-            if dir.file_name() == Some(".baton".as_ref()) {
-                // Also when found without one: its creator may have died
-                // between the mkdir and this write.
-                let ignore = dir.join(".gitignore");
-                let missing = match env.metadata(&ignore) {
-                    Ok(_) => false,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => true,
-                    Err(e) => return Err(IoFailure::at("stat", &ignore)(e).into()),
-                };
-                if created || missing {
-                    write_atomic(env, &ignore, b"*\n")?;
-                }
-            }
-        }
+        crate::dirs::prepare(env, &self.members(), &self.dir)?;
         self.settle_mode(env, mode)
     }
 

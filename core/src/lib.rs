@@ -29,6 +29,8 @@
 pub mod atomic;
 pub mod backoff;
 pub mod catalogue;
+pub mod claims;
+pub mod dirs;
 pub mod election;
 pub mod env;
 pub mod error;

@@ -114,6 +114,12 @@ impl Brief for MonoTime {
     }
 }
 
+impl Brief for Duration {
+    fn brief(&self) -> String {
+        crate::kernel::secs(i64::try_from(self.as_nanos()).unwrap_or(i64::MAX))
+    }
+}
+
 impl Brief for Vec<OsString> {
     fn brief(&self) -> String {
         let names: Vec<_> = self.iter().map(|n| n.to_string_lossy()).collect();
@@ -647,6 +653,15 @@ impl Clock for SimEnv {
             Ok(read(k))
         })
         .unwrap_or_else(|_| read(&c.shared.lock()))
+    }
+
+    /// The simulated machine's one clock since boot: true virtual time.
+    fn since_boot(&self) -> Duration {
+        let c = &self.caller;
+        c.call(Site::SinceBoot, &|| "since_boot()".into(), |k, _| {
+            Ok(Duration::from_nanos(k.now))
+        })
+        .unwrap_or_else(|_| Duration::from_nanos(c.shared.lock().now))
     }
 
     fn sleep(&self, d: Duration) {

@@ -26,6 +26,7 @@ pub enum Site {
     LinkTo,
     SetPermissions,
     SetOwner,
+    SinceBoot,
     Rename,
     RemoveFile,
     ReadDir,
@@ -54,7 +55,7 @@ pub enum Site {
 impl Site {
     /// New sites go last: activations are drawn in this order, so seeds
     /// (and replay tokens) of older scenarios keep their meaning.
-    pub const ALL: [Site; 31] = [
+    pub const ALL: [Site; 32] = [
         Site::CreateNew,
         Site::Open,
         Site::Read,
@@ -86,6 +87,7 @@ impl Site {
         Site::LinkTo,
         Site::SetPermissions,
         Site::SetOwner,
+        Site::SinceBoot,
     ];
 
     /// The errors this call can really return on a local filesystem, for

@@ -232,6 +232,12 @@ pub trait Clock {
 
     /// Block this process for `d`.
     fn sleep(&self, d: Duration);
+
+    /// `CLOCK_BOOTTIME`: time since this machine booted, suspend included.
+    /// One clock for every process of one boot, so readings of different
+    /// processes compare, as long as their boot ids match; never across
+    /// boots or hosts.
+    fn since_boot(&self) -> Duration;
 }
 
 /// Who a process is, in the terms other processes can check.

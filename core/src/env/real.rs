@@ -401,6 +401,14 @@ impl Clock for RealEnv {
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d);
     }
+
+    fn since_boot(&self) -> Duration {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or(0),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        )
+    }
 }
 
 impl Processes for RealEnv {
