@@ -111,7 +111,10 @@ fn model_json_reports_each_model_matching_its_expectation() {
                 r["progress"]["worst"].as_u64().unwrap()
                     <= r["progress"]["bound"].as_u64().unwrap()
             );
-            assert_eq!(r["symmetry"], true, "{r}");
+            // Claimants want different paths: not interchangeable.
+            if r["model"] != "baton-claims" {
+                assert_eq!(r["symmetry"], true, "{r}");
+            }
         }
     }
 }

@@ -158,6 +158,16 @@ pub const PROTOCOLS: &[Protocol] = &[
         expect: Expect::Holds,
     },
     Protocol {
+        name: "claims-shared-json",
+        source: "seed 004 Option A: one ACTIVE-TASKS file read-modify-written by all, 5-minute stale cleanup",
+        expect: Expect::Violates(Invariant::Claims),
+    },
+    Protocol {
+        name: "baton-claims",
+        source: "baton: per-path claim files, all or nothing under a short directory lock, kernel-locked",
+        expect: Expect::Holds,
+    },
+    Protocol {
         name: "commit-shared-index",
         source: "seed 003 today: git add, git commit on the shared index",
         expect: Expect::Violates(Invariant::NoCrossCommit),

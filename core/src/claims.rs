@@ -274,22 +274,26 @@ impl Claims {
         let started = env.monotonic();
         let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(250));
         loop {
-            let conflict = {
-                let _dir = self.hold_dir(env)?;
-                let live = self.scan(env, true)?;
-                let conflict = wanted.iter().find_map(|p| {
-                    live.iter()
-                        .find(|c| c.alive && c.record.id != who.id && overlaps(p, &c.record.path))
-                        .map(|c| Claimed::Conflict {
-                            path: p.clone(),
-                            holder: c.record.clone(),
-                        })
-                });
-                match conflict {
-                    Some(c) => c,
-                    None => return self.publish(env, &wanted, who).map(Claimed::All),
-                }
+            let dir = self.hold_dir(env)?;
+            let live = self.scan(env, true)?;
+            let conflict = wanted.iter().find_map(|p| {
+                live.iter()
+                    .find(|c| c.alive && c.record.id != who.id && overlaps(p, &c.record.path))
+                    .map(|c| Claimed::Conflict {
+                        path: p.clone(),
+                        holder: c.record.clone(),
+                    })
+            });
+            // The directory's lock is released explicitly, never by a drop
+            // at `return`: a destructor that fails (a crash) while the
+            // return value exists leaks that value (rust-lang/rust#47949),
+            // and with it the claims' descriptors.
+            let Some(conflict) = conflict else {
+                let held = self.publish(env, &wanted, who);
+                dir.release()?;
+                return held.map(Claimed::All);
             };
+            dir.release()?;
             let waited = env.monotonic().saturating_since(started);
             let left = match wait {
                 Wait::No => return Ok(conflict),
@@ -407,7 +411,7 @@ impl Claims {
         paths: Option<&[String]>,
         force: bool,
     ) -> Result<Vec<ClaimRecord>, ClaimError> {
-        let _dir = self.hold_dir(env)?;
+        let dir = self.hold_dir(env)?;
         let live = self.scan(env, true)?;
         let mut removed = Vec::new();
         for c in live {
@@ -432,6 +436,7 @@ impl Claims {
                 Err(e) => return Err(IoFailure::at("remove claim", &c.file)(e).into()),
             }
         }
+        dir.release()?;
         Ok(removed)
     }
 

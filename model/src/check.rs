@@ -23,6 +23,8 @@ pub const MODELS: &[&str] = &[
     "state-write-in-place",
     "baton-state",
     "baton-state-cas",
+    "claims-shared-json",
+    "baton-claims",
     "commit-shared-index",
     "commit-lock-staging",
     "baton-txn",
@@ -261,6 +263,23 @@ pub fn explore(name: &str, instances: usize, addr: &str) -> Option<()> {
             .checker()
             .serve(addr),
         ),
+        "claims-shared-json" | "baton-claims" => {
+            use crate::claims::{ClaimsModel, Variant as C};
+            let variant = if name == "baton-claims" {
+                C::Baton
+            } else {
+                C::SharedJson
+            };
+            drop(
+                ClaimsModel {
+                    variant,
+                    procs,
+                    crashes,
+                }
+                .checker()
+                .serve(addr),
+            )
+        }
         "state-rmw-unlocked" | "state-write-in-place" | "baton-state" | "baton-state-cas" => {
             use crate::state::{StateModel, Variant as S};
             let variant = match name {
@@ -324,6 +343,8 @@ pub fn check(name: &str, instances: usize) -> Option<Verdict> {
         "state-write-in-place" => crate::state::check(crate::state::Variant::InPlace, instances),
         "baton-state" => crate::state::check(crate::state::Variant::Locked, instances),
         "baton-state-cas" => crate::state::check(crate::state::Variant::Cas, instances),
+        "claims-shared-json" => crate::claims::check(crate::claims::Variant::SharedJson, instances),
+        "baton-claims" => crate::claims::check(crate::claims::Variant::Baton, instances),
         _ => return None,
     })
 }

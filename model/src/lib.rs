@@ -15,6 +15,7 @@
 //! that never compare process ids are reduced by symmetry.
 
 mod check;
+pub mod claims;
 pub mod commits;
 pub mod dir_election;
 mod election;

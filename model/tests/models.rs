@@ -404,3 +404,14 @@ fn writing_state_in_place_shows_an_empty_file_even_under_the_lock() {
         "{a:?}"
     );
 }
+
+#[test]
+fn a_shared_claims_list_lets_two_readers_both_claim() {
+    let v = check("claims-shared-json", 2).unwrap();
+    assert_eq!(v.violated, Some(Invariant::Claims), "{v:#?}");
+    // Both read the empty list before either writes; no crash needed.
+    let a = actions(&v);
+    assert_eq!(a.len(), 4, "{a:?}");
+    assert!(a[..2].iter().all(|a| a.starts_with("ReadList")), "{a:?}");
+    assert!(a[2..].iter().all(|a| a.starts_with("WriteList")), "{a:?}");
+}

@@ -333,7 +333,11 @@ pub fn run_guided(
         }
         shared.run_to_end();
     });
-    let shared = Arc::into_inner(shared).expect("every process thread has ended");
+    let shared = Arc::into_inner(shared).expect(
+        "every process thread has ended, and nothing of theirs outlived them: a value \
+         returned while a destructor crashed is leaked (rust-lang/rust#47949), so release \
+         guards explicitly before returning what they protect",
+    );
     let mut k = shared.into_kernel();
     if k.violation.is_none()
         && let Err((inv, detail)) = (scenario.end)(&k.fs, &k.oracle)

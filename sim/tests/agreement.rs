@@ -291,3 +291,25 @@ fn state_rmw_unlocked_model_counterexample_loses_an_update_in_the_simulator() {
         .collect();
     assert_followed(&calls, &guide);
 }
+
+#[test]
+fn claims_shared_json_model_counterexample_double_claims_in_the_simulator() {
+    let (guide, report) = replay(
+        "claims-shared-json",
+        Invariant::Claims,
+        Some(1),
+        |a| match a {
+            "ReadList" => Site::Read,
+            // The list is written atomically: the rename publishes it.
+            "WriteList" => Site::Rename,
+            other => panic!("unmapped model action {other}"),
+        },
+    );
+    assert_eq!(guide.len(), 4, "{guide:?}");
+    let calls: Vec<&String> = report
+        .trace
+        .iter()
+        .filter(|l| l.contains("read(/w/ACTIVE-TASKS)") || l.contains("rename("))
+        .collect();
+    assert_followed(&calls[..4], &guide);
+}

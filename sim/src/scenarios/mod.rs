@@ -1,6 +1,7 @@
 //! The catalogue's scenarios, by name. Names and expected outcomes come
 //! from `baton_core::catalogue`, so every world prints one table.
 
+mod claims;
 mod counter;
 mod election;
 mod lock;
@@ -27,6 +28,8 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "state-write-in-place" => state::state_write_in_place(),
         "baton-state" => state::baton_state(),
         "baton-state-cas" => state::baton_state_cas(),
+        "claims-shared-json" => claims::claims_shared_json(),
+        "baton-claims" => claims::baton_claims(),
         _ => return None,
     };
     let protocol = catalogue::protocol(name).expect("every scenario is catalogued");
