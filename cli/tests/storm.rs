@@ -1,6 +1,8 @@
-//! The storm: processes loop `baton lock` (both modes) and `baton elect`
-//! while a killer sends SIGKILL, SIGTERM and SIGSTOP/SIGCONT to random
-//! baton processes and their commands, and a reader samples the counters.
+//! The storm: processes loop `baton lock` (both modes), `baton state
+//! update` (locked and compare-and-swap), `baton claim -- CMD` and `baton
+//! elect` while a killer sends SIGKILL, SIGTERM and SIGSTOP/SIGCONT to
+//! random baton processes and their commands, and a reader samples the
+//! counters.
 //! Checked at the end, by oracles, not by reading logs:
 //!
 //! - mutual exclusion / single primary: each critical section looks for a
@@ -82,10 +84,36 @@ sleep 0.01
 rm -f "primary.$me"
 "#;
 
+/// What each worker loops, by `w % 4`: with 8 workers, two of each.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Work {
+    Lock,
+    State,
+    Claim,
+    Elect,
+}
+
+fn work(w: usize) -> Work {
+    match w % 4 {
+        0 => Work::Lock,
+        1 => Work::State,
+        2 => Work::Claim,
+        _ => Work::Elect,
+    }
+}
+
+/// The counters: kernel-mode lock, file-mode lock, state updates, claims.
+const COUNTERS: [&str; 4] = [
+    "counter-kernel",
+    "counter-file",
+    "counter-state",
+    "counter-claim",
+];
+
 #[derive(Default)]
 struct Figures {
-    started: [AtomicU64; 2],
-    acked: [AtomicU64; 2],
+    started: [AtomicU64; 4],
+    acked: [AtomicU64; 4],
     terms: AtomicU64,
     timeouts: AtomicU64,
     kills: AtomicU64,
@@ -120,7 +148,7 @@ fn storm_oracles_catch_writers_without_the_lock() {
 fn storm(secs: u64, workers: usize, locked: bool) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    for c in ["counter-kernel", "counter-file"] {
+    for c in COUNTERS {
         std::fs::write(root.join(c), "0\n").unwrap();
     }
     let figures = Arc::new(Figures::default());
@@ -136,7 +164,6 @@ fn storm(secs: u64, workers: usize, locked: bool) -> Vec<String> {
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
                     let started = Instant::now();
-                    // Every fourth worker campaigns; the others count.
                     let (mut cmd, which) = if !locked {
                         let m = (w + i as usize) % 2;
                         let mode = ["kernel", "file"][m];
@@ -146,7 +173,30 @@ fn storm(secs: u64, workers: usize, locked: bool) -> Vec<String> {
                             .arg(format!("inside-{mode}"));
                         figures.started[m].fetch_add(1, Ordering::Relaxed);
                         (c, Some(m))
-                    } else if w % 4 == 3 {
+                    } else if work(w) == Work::State {
+                        let mut c = Command::new(BATON);
+                        c.args(["state", "update", "-w", "30"]);
+                        if i % 2 == 0 {
+                            c.args(["--cas", "--attempts", "1000"]);
+                        }
+                        c.args(["counter-state", "--", "sh", "-c", "read n; echo $((n + 1))"]);
+                        figures.started[2].fetch_add(1, Ordering::Relaxed);
+                        (c, Some(2))
+                    } else if work(w) == Work::Claim {
+                        let mut c = Command::new(BATON);
+                        c.args(["claim", "--id", &format!("w{w}"), "-w", "30", "claimed"])
+                            .args([
+                                "--",
+                                "sh",
+                                "-c",
+                                SECTION,
+                                "sh",
+                                "counter-claim",
+                                "inside-claim",
+                            ]);
+                        figures.started[3].fetch_add(1, Ordering::Relaxed);
+                        (c, Some(3))
+                    } else if work(w) == Work::Elect {
                         let mut c = Command::new(BATON);
                         c.args(["elect", "--dir", "election", "--id", &format!("w{w}")])
                             .args(["--", "sh", "-c", TERM]);
@@ -196,7 +246,7 @@ fn storm(secs: u64, workers: usize, locked: bool) -> Vec<String> {
             let (figures, stop) = (&figures, &stop);
             s.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    for c in ["counter-kernel", "counter-file"] {
+                    for c in COUNTERS {
                         let text = std::fs::read_to_string(root.join(c)).unwrap_or_default();
                         if text.trim().parse::<u64>().is_err() {
                             figures.torn_reads.fetch_add(1, Ordering::Relaxed);
@@ -263,12 +313,12 @@ fn storm(secs: u64, workers: usize, locked: bool) -> Vec<String> {
     let f = &figures;
     let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let mut bad = Vec::new();
-    for (m, mode) in ["kernel", "file"].iter().enumerate() {
-        let value: u64 = read(&format!("counter-{mode}")).trim().parse().unwrap();
+    for (m, counter) in COUNTERS.iter().enumerate() {
+        let value: u64 = read(counter).trim().parse().unwrap();
         let (acked, started) = (load(&f.acked[m]), load(&f.started[m]));
         if value < acked || value > started {
             bad.push(format!(
-                "{mode} counter {value}: acked {acked}, started {started}"
+                "{counter} {value}: acked {acked}, started {started}"
             ));
         }
     }
@@ -289,19 +339,23 @@ fn storm(secs: u64, workers: usize, locked: bool) -> Vec<String> {
     if !leaked.is_empty() {
         bad.push(format!("leaked temp files: {leaked:?}"));
     }
-    let ops = load(&f.started[0]) + load(&f.started[1]) + epochs.len() as u64;
+    let ops = f.started.iter().map(load).sum::<u64>() + load(&f.terms);
     eprintln!(
-        "storm{}: {secs} s, {workers} workers, {ops} operations ({} + {} increments acked, {} terms), {} kills, {} stops, {} violations, longest lock or term {} ms",
+        "storm{}: {secs} s, {workers} workers, {ops} operations (acked: {} kernel-lock, {} file-lock, {} state, {} claim increments; {} terms), {} kills, {} stops, {} violations, longest call {} ms",
         if locked { "" } else { " without the lock" },
         load(&f.acked[0]),
         load(&f.acked[1]),
+        load(&f.acked[2]),
+        load(&f.acked[3]),
         load(&f.terms),
         load(&f.kills),
         load(&f.stops),
         bad.len(),
         load(&f.longest_ms)
     );
-    let vacuous = load(&f.acked[0]) == 0 || load(&f.acked[1]) == 0 || (locked && epochs.is_empty());
+    let vacuous = load(&f.acked[0]) == 0
+        || load(&f.acked[1]) == 0
+        || (locked && (epochs.is_empty() || load(&f.acked[2]) == 0 || load(&f.acked[3]) == 0));
     assert!(!vacuous, "vacuous storm");
     bad
 }
