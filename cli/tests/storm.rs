@@ -176,7 +176,7 @@ fn storm(secs: u64, workers: usize, locked: bool) -> Vec<String> {
                     } else if work(w) == Work::State {
                         let mut c = Command::new(BATON);
                         c.args(["state", "update", "-w", "30"]);
-                        if i % 2 == 0 {
+                        if i.is_multiple_of(2) {
                             c.args(["--cas", "--attempts", "1000"]);
                         }
                         c.args(["counter-state", "--", "sh", "-c", "read n; echo $((n + 1))"]);
