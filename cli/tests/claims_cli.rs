@@ -258,3 +258,39 @@ fn detached_claims_need_a_lasting_id() {
     let o = run(baton(dir.path()).args(["who", "src/x.rs"]));
     assert!(stdout(&o).contains("from-env"), "{}", stdout(&o));
 }
+
+#[test]
+fn a_running_command_keeps_its_claims_from_its_own_instances_next_claim() {
+    // The storm found this: `baton claim --id a -- CMD` killed, CMD still
+    // editing; instance a claims again: it must wait for CMD, not join it.
+    let dir = repo();
+    let d = dir.path();
+    let mut child = Command::new(BATON)
+        .current_dir(d)
+        .args([
+            "claim",
+            "--id",
+            "a",
+            "src",
+            "--",
+            "sh",
+            "-c",
+            "touch started; exec sleep 29.25",
+        ])
+        .spawn()
+        .unwrap();
+    wait_for(&d.join("started"));
+    // baton alone is killed; its command runs on, holding the claims.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = run(baton(d).args(["claim", "--id", "a", "-n", "src/x.rs", "--", "true"]));
+    assert_one_line_error(&o, 75, &["src/x.rs", "claimed by a"]);
+    // A detached claim of one's own is renewed, not a conflict.
+    let o = run(baton(d).args(["claim", "--id", "b", "docs"]));
+    assert_eq!(o.status.code(), Some(0));
+    let o = run(baton(d).args(["claim", "--id", "b", "docs", "docs/a.md"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let _ = Command::new("pkill")
+        .args(["-x", "-f", "sleep 29.25"])
+        .status();
+}

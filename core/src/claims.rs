@@ -25,7 +25,10 @@
 //!   for it, so it carries an expiry on the machine's boot clock
 //!   ([`crate::env::Clock::since_boot`]), comparable between processes of
 //!   one boot without trusting wall clocks. Claiming the same paths again
-//!   with the same id renews it. It is dead once expired, or once the
+//!   with the same id renews it. An attached claim is never "renewed" by
+//!   another process of the same id: it excludes it like anyone else's
+//!   while its holder runs (found by the storm: a killed `baton`'s command
+//!   still editing, and its instance's next `baton claim` let in beside it). It is dead once expired, or once the
 //!   machine rebooted; a claim from another host cannot be judged and
 //!   stays until released (or `--force`d).
 //!
@@ -278,7 +281,7 @@ impl Claims {
             let live = self.scan(env, true)?;
             let conflict = wanted.iter().find_map(|p| {
                 live.iter()
-                    .find(|c| c.alive && c.record.id != who.id && overlaps(p, &c.record.path))
+                    .find(|c| c.alive && excludes(&c.record, who) && overlaps(p, &c.record.path))
                     .map(|c| Claimed::Conflict {
                         path: p.clone(),
                         holder: c.record.clone(),
@@ -556,6 +559,15 @@ impl Claims {
         out.sort_by(|a, b| a.record.path.cmp(&b.record.path));
         Ok(out)
     }
+}
+
+/// Whether a live claim keeps `who` out. Another instance's always does.
+/// So does the same instance's attached claim: it is held by a process
+/// that is still running (a command whose `baton` was killed, say), and a
+/// second process of that instance must not edit beside it. The same
+/// instance's detached claim is renewed, not a conflict.
+fn excludes(claim: &ClaimRecord, who: &Claimant) -> bool {
+    claim.id != who.id || claim.expires_boot_ms.is_none()
 }
 
 /// Whether two normalised paths overlap: equal, or one is a directory
