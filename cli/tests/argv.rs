@@ -43,6 +43,14 @@ fn word() -> impl Strategy<Value = String> {
             "sub/",
             ".",
             "/",
+            "get",
+            "update",
+            "--cas",
+            "--attempts",
+            "--task",
+            "--force",
+            "--claims",
+            "s.json",
         ])
         .prop_map(str::to_owned),
         "[a-z./-]{0,6}",
@@ -51,7 +59,9 @@ fn word() -> impl Strategy<Value = String> {
 
 fn argv() -> impl Strategy<Value = Vec<String>> {
     (
-        prop::sample::select(vec!["lock", "elect", "status", "reap"]),
+        prop::sample::select(vec![
+            "lock", "elect", "status", "reap", "claim", "release", "who", "state",
+        ]),
         proptest::collection::vec(word(), 0..6),
         any::<bool>(),
     )

@@ -72,6 +72,10 @@ fn plant(path: &Path, kind: &str, what: Plant, user_file: &Path) -> Option<Vec<u
                 if ms > 1 << 50 { u64::MAX } else { 3 }
             ),
             "mode" => r#"{"baton":1,"mode":"kernel"}"#.to_owned(),
+            "claim" => format!(
+                r#"{{"baton":1,"path":"src/x","id":"x","task":"","pid":{pid},"start_time":1,"boot_id":"b","pid_ns":1,"host":"h","claimed_at_ms":{ms},"expires_boot_ms":null}}"#
+            ),
+            "state" => format!(r#"{{"pid": {pid}, "at": {ms}}}"#),
             _ => owner_record(pid, ms),
         }
     };
@@ -174,6 +178,44 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        file: ".baton/claims/src%2Fx.claim",
+        kind: "claim",
+        setup: &[],
+        commands: &[
+            &["claim", "--id", "a", "src/x", "--", "true"],
+            &["who", "src/x"],
+            &["release", "--id", "a", "src/x"],
+            &["status"],
+        ],
+    },
+    Case {
+        file: "s.json",
+        kind: "state",
+        setup: &[],
+        commands: &[
+            &["state", "get", "s.json"],
+            &[
+                "state",
+                "update",
+                "s.json",
+                "--",
+                "sh",
+                "-c",
+                "cat >/dev/null; echo 1",
+            ],
+            &[
+                "state",
+                "update",
+                "--cas",
+                "s.json",
+                "--",
+                "sh",
+                "-c",
+                "cat >/dev/null; echo 1",
+            ],
+        ],
+    },
+    Case {
         file: "e/mode",
         kind: "mode",
         setup: &[],
@@ -259,7 +301,11 @@ fn every_record_baton_reads_survives_every_hostile_plant() {
                         .unwrap_or_else(|e| panic!("{label}: removed: {e}"));
                     if matches!(what, Plant::SymlinkToUserFile) {
                         assert!(meta.file_type().is_symlink(), "{label}");
-                    } else if case.kind == "lock" || case.kind == "member" {
+                    } else if matches!(case.kind, "lock" | "member" | "claim")
+                        // A state file is the user's document, which an
+                        // update replaces by design when it is JSON.
+                        || (case.kind == "state" && matches!(what, Plant::Binary))
+                    {
                         assert_eq!(&std::fs::read(&planted).unwrap(), bytes, "{label}");
                     }
                 }
