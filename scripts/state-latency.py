@@ -15,7 +15,7 @@ Prints medians (ms) measured in one run:
 """
 import os, statistics, subprocess, sys, tempfile, threading, time
 
-baton = sys.argv[1]
+baton = os.path.abspath(sys.argv[1])
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 50
 INC = ["sh", "-c", "read n; echo $((n + 1))"]
 

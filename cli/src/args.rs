@@ -52,6 +52,34 @@ pub fn instance_id(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// How long to wait for a lock: `-w SECS`, `-n`, or for ever.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Wait at most SECS seconds for the lock (default: wait forever).
+    #[arg(
+        short = 'w',
+        long = "wait",
+        value_name = "SECS",
+        conflicts_with = "nonblock",
+        value_parser = wait_secs
+    )]
+    pub wait: Option<Duration>,
+    /// Do not wait: exit 75 at once if the lock is held.
+    #[arg(short = 'n', long = "nonblock")]
+    pub nonblock: bool,
+}
+
+impl WaitArgs {
+    pub fn wait(&self) -> baton_core::lock::Wait {
+        use baton_core::lock::Wait;
+        match (self.nonblock, self.wait) {
+            (true, _) => Wait::No,
+            (false, Some(d)) => Wait::For(d),
+            (false, None) => Wait::Forever,
+        }
+    }
+}
+
 /// A bad combination of arguments found after parsing: reported on one
 /// line and mapped to the usage exit code (2) by `main`.
 #[derive(Debug)]

@@ -27,18 +27,8 @@ pub enum ModeArg {
 
 #[derive(Debug, clap::Args)]
 pub struct LockArgs {
-    /// Wait at most SECS seconds for the lock (default: wait forever).
-    #[arg(
-        short = 'w',
-        long = "wait",
-        value_name = "SECS",
-        conflicts_with = "nonblock",
-        value_parser = args::wait_secs
-    )]
-    pub wait: Option<Duration>,
-    /// Do not wait: exit 75 at once if the lock is held.
-    #[arg(short = 'n', long = "nonblock")]
-    pub nonblock: bool,
+    #[command(flatten)]
+    pub wait: args::WaitArgs,
     /// Exclusive-file mode: reap a lock whose owner cannot be checked after
     /// seeing it unchanged this long.
     #[arg(long, value_name = "SECS", default_value = "30", value_parser = args::positive_secs)]
@@ -58,11 +48,7 @@ pub struct LockArgs {
 
 pub fn run(args: LockArgs, report: Reporter) -> anyhow::Result<Exit> {
     let env = RealEnv::new().context("read process identity from /proc")?;
-    let wait = match (args.nonblock, args.wait) {
-        (true, _) => Wait::No,
-        (false, Some(d)) => Wait::For(d),
-        (false, None) => Wait::Forever,
-    };
+    let wait = args.wait.wait();
     let mode = match args.mode {
         ModeArg::Kernel => Mode::Kernel,
         ModeArg::File => Mode::File,

@@ -6,13 +6,12 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 
 use anyhow::Context;
 use baton_core::env::real::RealEnv;
 use baton_core::env::{Clock, Processes};
 use baton_core::hygiene;
-use baton_core::lock::{self, Mode, Wait};
+use baton_core::lock::{self, Mode};
 use baton_core::state::{self, Outcome, STATE_LIMIT, Strategy, UpdateOptions};
 use serde_json::json;
 
@@ -45,18 +44,8 @@ pub enum StateCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct UpdateArgs {
-    /// Wait at most SECS seconds for the lock (default: wait forever).
-    #[arg(
-        short = 'w',
-        long = "wait",
-        value_name = "SECS",
-        conflicts_with = "nonblock",
-        value_parser = args::wait_secs
-    )]
-    pub wait: Option<Duration>,
-    /// Do not wait: exit 75 at once if the lock is held.
-    #[arg(short = 'n', long = "nonblock")]
-    pub nonblock: bool,
+    #[command(flatten)]
+    pub wait: args::WaitArgs,
     /// Compare-and-swap: run CMD without the lock, replace FILE only if
     /// nobody replaced it meanwhile, else run CMD again (exit 75 after
     /// --attempts). For slow commands and rare conflicts.
@@ -93,11 +82,7 @@ pub fn run(args: StateArgs, report: Reporter) -> anyhow::Result<Exit> {
 }
 
 fn update(env: &RealEnv, args: UpdateArgs, report: Reporter) -> anyhow::Result<Exit> {
-    let wait = match (args.nonblock, args.wait) {
-        (true, _) => Wait::No,
-        (false, Some(d)) => Wait::For(d),
-        (false, None) => Wait::Forever,
-    };
+    let wait = args.wait.wait();
     let lock_mode = match args.mode {
         ModeArg::Kernel => Mode::Kernel,
         ModeArg::File => Mode::File,

@@ -7,9 +7,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use proptest::prelude::*;
 
 fn word() -> impl Strategy<Value = String> {
@@ -83,30 +80,13 @@ proptest! {
     #[test]
     fn no_argument_vector_panics_aborts_or_hangs(args in argv()) {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(common::BATON)
-            .current_dir(dir.path())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                prop_assert!(false, "{args:?}: still running after 20 s");
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let Some((code, err)) = common::run_bounded(dir.path(), &args) else {
+            return Err(TestCaseError::fail(format!("{args:?}: still running after 20 s")));
         };
-        let code = status.code();
+        let code = Some(code);
         prop_assert!(
             matches!(code, Some(0 | 1 | 2 | 75)),
-            "{args:?}: exit {code:?}"
+            "{args:?}: exit {code:?}: {err}"
         );
     }
 }

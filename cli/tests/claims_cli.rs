@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BATON, assert_one_line_error, baton, run, stderr, stdout};
+use common::{BATON, assert_one_line_error, baton, run, stderr, stdout, wait_for};
 
 /// A git repository with `src/x.rs` and `docs/a.md`.
 fn repo() -> tempfile::TempDir {
@@ -37,18 +37,6 @@ fn hold(dir: &Path, id: &str, args: &[&str], script: &str) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn wait_for(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]

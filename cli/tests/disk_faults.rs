@@ -13,7 +13,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{BATON, assert_one_line_error, stderr};
+use common::{BATON, assert_one_line_error, stderr, walk};
 
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
@@ -162,18 +162,6 @@ fn full_disk_election_fails_cleanly_and_leaves_no_temp_files() {
         }
     }
     assert!(leftovers.is_empty(), "{leftovers:?}");
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        }
-        out.push(path);
-    }
-    out
 }
 
 #[test]

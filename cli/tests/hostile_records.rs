@@ -14,10 +14,9 @@ mod common;
 use std::os::unix::fs::symlink;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use common::BATON;
+use common::run_bounded;
 
 /// What is planted.
 #[derive(Clone, Copy, Debug)]
@@ -226,38 +225,6 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// Runs baton with a deadline; `None` if it had to be killed.
-fn run_bounded(dir: &Path, args: &[&str]) -> Option<(i32, String)> {
-    let mut child = Command::new(BATON)
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            use std::io::Read;
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            return Some((status.code().unwrap_or(-1), err));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn every_record_baton_reads_survives_every_hostile_plant() {
     let mut table = vec![
@@ -278,7 +245,8 @@ fn every_record_baton_reads_survives_every_hostile_plant() {
                 let planted: PathBuf = dir.path().join(case.file);
                 let before = plant(&planted, case.kind, what, &user_file);
                 let label = format!("{} / {what:?} / baton {}", case.file, args.join(" "));
-                let Some((code, err)) = run_bounded(dir.path(), args) else {
+                let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                let Some((code, err)) = run_bounded(dir.path(), &args) else {
                     panic!("{label}: did not finish in 20 s");
                 };
                 assert!(

@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::BATON;
+use common::{BATON, walk};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -358,18 +358,6 @@ fn storm(secs: u64, workers: usize, locked: bool) -> Vec<String> {
         || (locked && (epochs.is_empty() || load(&f.acked[2]) == 0 || load(&f.acked[3]) == 0));
     assert!(!vacuous, "vacuous storm");
     bad
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        }
-        out.push(path);
-    }
-    out
 }
 
 fn signal(target: i32, sig: &str) {

@@ -1,8 +1,10 @@
 //! Helpers shared by the real-process tests of the `baton` binary.
 #![allow(dead_code, clippy::disallowed_methods)] // each test file uses a subset
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub const BATON: &str = env!("CARGO_BIN_EXE_baton");
 
@@ -34,4 +36,57 @@ pub fn assert_one_line_error(o: &Output, code: i32, needles: &[&str]) {
     for n in needles {
         assert!(err.contains(n), "{n:?} not in {err}");
     }
+}
+
+/// Runs baton in `dir` with `args` and a 20 s deadline; its exit code and
+/// stderr, or `None` if it had to be killed.
+pub fn run_bounded(dir: &Path, args: &[String]) -> Option<(i32, String)> {
+    let mut child = Command::new(BATON)
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn baton");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for baton") {
+            let mut err = String::new();
+            let _ = child.stderr.take().expect("piped").read_to_string(&mut err);
+            return Some((status.code().unwrap_or(-1), err));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until `path` exists (a command under test has started).
+pub fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Every path below `dir`.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("readable") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
 }
