@@ -216,3 +216,43 @@ fn a_held_lock_gives_75_with_nonblock_and_cas_gives_up_after_its_attempts() {
     assert_one_line_error(&o, 75, &["s.json", "3 attempts"]);
     assert_eq!(read(dir.path(), "s.json").trim(), "21");
 }
+
+#[test]
+fn a_dead_writers_temp_file_is_removed_by_the_next_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("s.json"), "1\n").unwrap();
+    // A writer that died holding the lock, after naming its temp file and
+    // before renaming it: its record is still in the sidecar.
+    let mut holder = Command::new(BATON)
+        .current_dir(d)
+        .args([
+            "lock",
+            "s.json",
+            "--",
+            "sh",
+            "-c",
+            "touch held; exec sleep 30",
+        ])
+        .spawn()
+        .unwrap();
+    while !d.join("held").exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let ok = Command::new("pkill")
+        .args(["-KILL", "-P", &holder.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let leftover = d.join(".s.json.0123456789abcdef0123456789abcdef.tmp");
+    std::fs::write(&leftover, "half").unwrap();
+    let users = d.join(".s.json.mine.tmp");
+    std::fs::write(&users, "not baton's").unwrap();
+    let o = run(baton(d).args(["state", "update", "s.json", "--", "sh", "-c", INCREMENT]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(read(d, "s.json"), "2\n");
+    assert!(!leftover.exists(), "the dead writer's temp is gone");
+    assert!(users.exists(), "a file baton did not name is kept");
+}

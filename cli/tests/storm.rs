@@ -16,7 +16,9 @@
 //! - no lock blocks anyone beyond the bound: no `-w 30` ever times out
 //!   (kernel locks of dead holders are released at once; stopped holders
 //!   are continued within 250 ms);
-//! - no leaked temp files once everyone is gone.
+//! - no leaked temp files once everyone is gone and each resource has been
+//!   used once more (a writer killed between naming its temp and renaming
+//!   it leaves the temp for the next holder to remove).
 //!
 //! Bounded here (`STORM_SECS`, default 4; `STORM_WORKERS`, default 8);
 //! `scripts/storm.sh` runs it long. It prints one line of figures.
@@ -298,6 +300,34 @@ fn storm(secs: u64, workers: usize, locked: bool) -> Vec<String> {
         }
     });
 
+    // A writer killed between naming its temp file and renaming it leaves
+    // the temp; the next holder after a death removes it. Use each such
+    // resource once more, as life would, before looking for leftovers.
+    if locked {
+        let settle = |args: &[&str]| {
+            let ok = Command::new(BATON)
+                .current_dir(root)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "{args:?}");
+        };
+        settle(&[
+            "state",
+            "update",
+            "-w",
+            "30",
+            "counter-state",
+            "--",
+            "sh",
+            "-c",
+            "read n; echo $n",
+        ]);
+        settle(&["elect", "--dir", "election", "--id", "settle", "--", "true"]);
+    }
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_default();
     let violations = read("violations");
     let epochs: Vec<u64> = read("epochs")

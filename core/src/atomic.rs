@@ -121,6 +121,48 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
+/// Removes the temp files a writer that died mid-[`write_atomic`] left
+/// beside `path` (`.NAME.<32 hex digits>.tmp`: only baton makes such
+/// names). Call it only while holding the lock every writer of `path`
+/// holds, so no live writer's temp is among them. Returns how many.
+pub fn sweep_temps<E: Env>(env: &E, path: &Path) -> Result<usize, IoFailure> {
+    let dir = parent_dir(path);
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Ok(0);
+    };
+    let prefix = format!(".{name}.");
+    let names = env
+        .read_dir(dir)
+        .map_err(IoFailure::at("read directory", dir))?;
+    let mut removed = 0;
+    for entry in names {
+        let Some(entry) = entry.to_str() else {
+            continue;
+        };
+        let Some(token) = entry
+            .strip_prefix(prefix.as_str())
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let temp = dir.join(entry);
+        // Never through a symlink, never anything but a file.
+        match env.symlink_metadata(&temp) {
+            Ok(m) if m.is_file => {}
+            _ => continue,
+        }
+        match env.remove_file(&temp) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(IoFailure::at("remove leftover temp file", &temp)(e)),
+        }
+    }
+    Ok(removed)
+}
+
 /// Replaces `path`'s contents with `bytes`, atomically and durably.
 pub fn write_atomic<E: Env>(env: &E, path: &Path, bytes: &[u8]) -> Result<(), IoFailure> {
     write_atomic_with(env, path, bytes, |_| Ok(()))

@@ -64,7 +64,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{publish_new, stage, write_atomic};
+use crate::atomic::{publish_new, stage, sweep_temps, write_atomic};
 use crate::env::{Env, OpenFile};
 use crate::error::IoFailure;
 use crate::lock::{self, LockError, LockEvent, LockGuard, LockOptions, Mode, Wait};
@@ -547,6 +547,10 @@ pub fn campaign<'e, E: Env>(
     let Some(guard) = lock::acquire(env, &election.leader(), &opts, events)? else {
         return Ok(None);
     };
+    if guard.holder_died() {
+        // A primary killed while writing its epoch may have left its temp.
+        sweep_temps(env, &election.record())?;
+    }
     let last = election.leader_record(env)?.map_or(0, |r| r.epoch);
     // leader.json is input: a planted maximum must not wrap to epoch 0.
     let next = last

@@ -43,7 +43,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::atomic::write_atomic_with;
+use crate::atomic::{sweep_temps, write_atomic_with};
 use crate::backoff::Backoff;
 use crate::env::{Env, OpenFile};
 use crate::error::IoFailure;
@@ -250,6 +250,7 @@ pub fn update<E: Env, X>(
             let Some(guard) = lock::acquire(env, path, &lock_opts, events)? else {
                 return Ok(Outcome::Busy { attempts: 0 });
             };
+            sweep_if_holder_died(env, path, &guard)?;
             let (old, keep) = read_state(env, path)?;
             let new = match compute(old.as_deref().unwrap_or(MISSING)) {
                 Ok(new) => new,
@@ -272,6 +273,7 @@ pub fn update<E: Env, X>(
                 let Some(guard) = lock::acquire(env, path, &lock_opts, events)? else {
                     return Ok(Outcome::Busy { attempts: attempt });
                 };
+                sweep_if_holder_died(env, path, &guard)?;
                 let (now, keep) = read_state(env, path)?;
                 if now == old {
                     replace(env, path, &new, &keep)?;
@@ -289,6 +291,21 @@ pub fn update<E: Env, X>(
             })
         }
     }
+}
+
+/// A writer killed between naming its temp file and renaming it over the
+/// state file left the temp behind; every writer replaces under the lock,
+/// so the next holder after a death removes it (only then: listing the
+/// directory on every update would cost more than the update).
+fn sweep_if_holder_died<E: Env>(
+    env: &E,
+    path: &Path,
+    guard: &lock::LockGuard<'_, E>,
+) -> Result<(), StateError> {
+    if guard.holder_died() {
+        sweep_temps(env, path)?;
+    }
+    Ok(())
 }
 
 /// First delay between compare-and-swap attempts, and its cap.

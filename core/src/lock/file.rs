@@ -43,8 +43,9 @@ pub(super) fn acquire<E: Env>(
     deadline: Option<MonoTime>,
     stale: Duration,
     events: &mut dyn FnMut(LockEvent),
-) -> Result<Option<E::File>, LockError> {
+) -> Result<Option<(E::File, bool)>, LockError> {
     let bytes = record.to_bytes();
+    let mut reaped = false;
 
     let mut backoff = Backoff::new(BACKOFF_BASE, BACKOFF_CAP);
     let mut watch = StaleWatch::default();
@@ -53,9 +54,11 @@ pub(super) fn acquire<E: Env>(
     let mut polls_without_sleep = 0u32;
     loop {
         if let Some(file) = publish(env, lock, &bytes)? {
-            return Ok(Some(file));
+            return Ok(Some((file, reaped)));
         }
-        let holder = match inspect(env, lock, stale, &mut watch, &mut host_local_locks, events)? {
+        let found = inspect(env, lock, stale, &mut watch, &mut host_local_locks, events)?;
+        reaped |= matches!(found, Found::Reaped);
+        let holder = match found {
             Found::Changed | Found::Reaped => {
                 polls_without_sleep += 1;
                 if polls_without_sleep < MAX_POLLS_WITHOUT_SLEEP {

@@ -8,7 +8,7 @@ use super::{LockError, LockEvent, Release, open_failure, remaining, split, still
 use crate::atomic::publish_new;
 use crate::env::{Env, FsKind, MonoTime, OpenFile};
 use crate::error::IoFailure;
-use crate::record::{FREE_SIDECAR, OwnerRecord, padded};
+use crate::record::{FREE_SIDECAR, OwnerRecord, RECORD_LIMIT, padded};
 
 /// Replacements of the sidecar tolerated while locking it before giving up:
 /// each needs someone deleting the file by hand in a narrow window.
@@ -20,7 +20,7 @@ pub(super) fn acquire<E: Env>(
     record: &OwnerRecord,
     deadline: Option<MonoTime>,
     events: &mut dyn FnMut(LockEvent),
-) -> Result<Option<E::File>, LockError> {
+) -> Result<Option<(E::File, bool)>, LockError> {
     let (dir, _) = split(lock);
     if let FsKind::Network { name: fs, .. } = env
         .fs_kind(&dir)
@@ -42,7 +42,7 @@ pub(super) fn acquire<E: Env>(
             Err(e) => return Err(open_failure("open lock file", lock, e)),
         };
         // Before anything is written: is this baton's sidecar at all?
-        let (_, holder) = vet(lock, &file)?;
+        let (_, mut holder) = vet(lock, &file)?;
         let locked = file
             .try_lock()
             .map_err(IoFailure::at("lock lock file", lock))?;
@@ -64,10 +64,17 @@ pub(super) fn acquire<E: Env>(
             {
                 return Ok(None);
             }
+            // What the holder we waited for left behind.
+            holder = file
+                .read_all(RECORD_LIMIT)
+                .map_err(IoFailure::at("read lock file", lock))?;
         }
         if still_named(env, lock, &file)?.is_some() {
+            // A holder that let go cleanly marked the sidecar free; an
+            // owner record still there means its holder died holding it.
+            let holder_died = OwnerRecord::parse(&holder).is_ok();
             write_record(lock, &file, record)?;
-            return Ok(Some(file));
+            return Ok(Some((file, holder_died)));
         }
         // Locked an inode the path no longer names: drop it, take the new one.
     }

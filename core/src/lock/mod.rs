@@ -329,6 +329,7 @@ pub struct LockGuard<'e, E: Env> {
     token: Token,
     acquired_at: MonoTime,
     waited: Duration,
+    holder_died: bool,
 }
 
 impl<'e, E: Env> LockGuard<'e, E> {
@@ -348,6 +349,14 @@ impl<'e, E: Env> LockGuard<'e, E> {
     /// Time spent waiting for the lock.
     pub fn waited(&self) -> Duration {
         self.waited
+    }
+
+    /// Whether the lock was taken over from a holder that died holding it
+    /// (kernel mode: its record was still in the sidecar; file mode: its
+    /// lock file was reaped). What it protected may hold its leftovers: a
+    /// half-done job, a temp file it never renamed.
+    pub fn holder_died(&self) -> bool {
+        self.holder_died
     }
 
     /// The open, kernel-locked description of the lock file: a child that
@@ -426,7 +435,7 @@ pub fn acquire<'e, E: Env>(
         Mode::File => file::acquire(env, &lock, &record, deadline, opts.stale, events)?,
     };
     let acquired_at = env.monotonic();
-    Ok(held.map(|file| LockGuard {
+    Ok(held.map(|(file, holder_died)| LockGuard {
         env,
         mode: opts.mode,
         lock,
@@ -434,6 +443,7 @@ pub fn acquire<'e, E: Env>(
         token,
         acquired_at,
         waited: acquired_at.saturating_since(started),
+        holder_died,
     }))
 }
 
