@@ -232,20 +232,22 @@ fn a_dead_writers_temp_file_is_removed_by_the_next_update() {
             "--",
             "sh",
             "-c",
-            "touch held; exec sleep 30",
+            "touch held; exec sleep 31.75",
         ])
         .spawn()
         .unwrap();
     while !d.join("held").exists() {
         std::thread::sleep(Duration::from_millis(5));
     }
+    // baton first (so it cannot release), then its command, which held the
+    // inherited lock until now.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
     let ok = Command::new("pkill")
-        .args(["-KILL", "-P", &holder.id().to_string()])
+        .args(["-KILL", "-x", "-f", "sleep 31.75"])
         .status()
         .unwrap();
     assert!(ok.success());
-    holder.kill().unwrap();
-    holder.wait().unwrap();
     let leftover = d.join(".s.json.0123456789abcdef0123456789abcdef.tmp");
     std::fs::write(&leftover, "half").unwrap();
     let users = d.join(".s.json.mine.tmp");
