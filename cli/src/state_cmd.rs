@@ -174,6 +174,10 @@ fn run_command(cmd: &[OsString], input: &[u8]) -> Result<Vec<u8>, Exit> {
         let reader = s.spawn(move || {
             let mut out = Vec::new();
             let read = (&mut stdout).take(STATE_LIMIT + 1).read_to_end(&mut out);
+            // Past the limit the document is refused anyway; keep reading
+            // (into nothing) so a command writing more never blocks on a
+            // full pipe, and ends.
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
             read.map(|_| out)
         });
         let status = child::supervise(running, None, &|| true);

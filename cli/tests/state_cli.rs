@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -186,7 +187,15 @@ fn a_held_lock_gives_75_with_nonblock_and_cas_gives_up_after_its_attempts() {
     std::fs::write(dir.path().join("s.json"), "0").unwrap();
     let mut holder = Command::new(BATON)
         .current_dir(dir.path())
-        .args(["lock", "s.json", "--", "sh", "-c", "touch held; sleep 30"])
+        .args([
+            "lock",
+            "s.json",
+            "--",
+            "sh",
+            "-c",
+            "touch held; exec sleep 30",
+        ])
+        .process_group(0)
         .spawn()
         .unwrap();
     while !dir.path().join("held").exists() {
@@ -196,7 +205,13 @@ fn a_held_lock_gives_75_with_nonblock_and_cas_gives_up_after_its_attempts() {
         "state", "update", "-n", "s.json", "--", "sh", "-c", INCREMENT,
     ]));
     assert_one_line_error(&o, 75, &["s.json", "not updated"]);
-    holder.kill().unwrap();
+    // baton and the command holding its lock, so the next update need not
+    // wait for the sleep to end.
+    let ok = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", holder.id())])
+        .status()
+        .unwrap();
+    assert!(ok.success());
     holder.wait().unwrap();
     // Compare-and-swap against a writer that changes the file every time
     // the command runs: it never matches, and gives up after 3 attempts.
@@ -257,4 +272,21 @@ fn a_dead_writers_temp_file_is_removed_by_the_next_update() {
     assert_eq!(read(d, "s.json"), "2\n");
     assert!(!leftover.exists(), "the dead writer's temp is gone");
     assert!(users.exists(), "a file baton did not name is kept");
+}
+
+#[test]
+fn a_command_writing_more_than_the_limit_is_refused_not_stuck() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.json"), "1").unwrap();
+    let o = run(baton(dir.path()).args([
+        "state",
+        "update",
+        "s.json",
+        "--",
+        "sh",
+        "-c",
+        "cat >/dev/null; head -c 70000000 /dev/zero",
+    ]));
+    assert_one_line_error(&o, 1, &["s.json", "larger than"]);
+    assert_eq!(read(dir.path(), "s.json"), "1");
 }
