@@ -7,6 +7,7 @@
 mod args;
 mod child;
 mod claim_cmd;
+mod commit_cmd;
 mod elect_cmd;
 mod exit;
 mod lock_cmd;
@@ -59,6 +60,10 @@ enum Command {
     /// What is going on: the election's primary and members, every claim
     /// with its instance and task (`--watch` to follow).
     Status(status_cmd::StatusArgs),
+    /// Commit exactly PATH... onto the current branch, nothing else that is
+    /// staged, with no global lock (exit 75 if other commits kept landing
+    /// first).
+    Commit(commit_cmd::CommitArgs),
     /// Remove the member files of dead instances, saying why.
     Reap(elect_cmd::ReapArgs),
     /// Run the deterministic simulator over the catalogue (or one
@@ -82,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Release(args) => claim_cmd::release(args, cli.json),
         Command::Who(args) => claim_cmd::who(args, cli.json),
         Command::Status(args) => status_cmd::run(args, cli.json),
+        Command::Commit(args) => commit_cmd::run(args, report),
         Command::Reap(args) => elect_cmd::reap(args, cli.json),
         Command::Sim(args) => sim_cmd::run(args, cli.json),
         Command::Model(args) => model_cmd::run(args, cli.json),

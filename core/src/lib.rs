@@ -30,6 +30,7 @@ pub mod atomic;
 pub mod backoff;
 pub mod catalogue;
 pub mod claims;
+pub mod commit;
 pub mod dirs;
 pub mod election;
 pub mod env;

@@ -21,8 +21,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+pub mod git;
 pub mod handoff;
 pub mod real;
+pub mod real_git;
 
 /// Identity of an inode: equal ids mean the same file, whatever its names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
