@@ -96,7 +96,7 @@ pub fn claims_of(env: &RealEnv, dir: Option<PathBuf>) -> anyhow::Result<(Claims,
     Ok((claims, here))
 }
 
-fn instance_id(env: &RealEnv, given: Option<String>) -> anyhow::Result<(String, bool)> {
+pub fn instance_id(env: &RealEnv, given: Option<String>) -> anyhow::Result<(String, bool)> {
     if let Some(id) = given {
         return Ok((id, true));
     }
@@ -118,7 +118,7 @@ fn record_json(r: &ClaimRecord) -> Value {
     })
 }
 
-fn holder_text(r: &ClaimRecord) -> String {
+pub fn holder_text(r: &ClaimRecord) -> String {
     let task = if r.task.is_empty() {
         String::new()
     } else {

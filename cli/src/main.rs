@@ -16,6 +16,7 @@ mod report;
 mod sim_cmd;
 mod state_cmd;
 mod status_cmd;
+mod txn_cmd;
 mod verify_cmd;
 
 use std::process::ExitCode;
@@ -64,6 +65,10 @@ enum Command {
     /// staged, with no global lock (exit 75 if other commits kept landing
     /// first).
     Commit(commit_cmd::CommitArgs),
+    /// Claim the scope, check it matches HEAD, run CMD, commit exactly the
+    /// scope, release: overlapping scopes serialise, disjoint ones run in
+    /// parallel (`--list`, `--recover TXN` for dead ones).
+    Txn(txn_cmd::TxnArgs),
     /// Remove the member files of dead instances, saying why.
     Reap(elect_cmd::ReapArgs),
     /// Run the deterministic simulator over the catalogue (or one
@@ -88,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Who(args) => claim_cmd::who(args, cli.json),
         Command::Status(args) => status_cmd::run(args, cli.json),
         Command::Commit(args) => commit_cmd::run(args, report),
+        Command::Txn(args) => txn_cmd::run(args, cli.json),
         Command::Reap(args) => elect_cmd::reap(args, cli.json),
         Command::Sim(args) => sim_cmd::run(args, cli.json),
         Command::Model(args) => model_cmd::run(args, cli.json),

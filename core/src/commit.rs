@@ -209,6 +209,39 @@ pub fn normalise<E: Env>(
     Ok(rel.to_owned())
 }
 
+/// Refuses a directory among `paths`: git stages files, and a directory's
+/// files are not all the caller's to commit.
+pub fn check_files<E: Env>(env: &E, repo: &Repo, paths: &[String]) -> Result<(), CommitError> {
+    for p in paths {
+        if let Ok(m) = env.symlink_metadata(&repo.work_tree.join(p))
+            && m.is_dir
+        {
+            return Err(CommitError::BadPath {
+                path: p.clone(),
+                why: "a directory: name the files in it",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What committing `paths` onto `head` would change: the paths whose work
+/// tree content differs from it. Reads no index but a private one.
+pub fn pending<E: Env, G: Git>(
+    env: &E,
+    git: &G,
+    repo: &Repo,
+    head: &Head,
+    paths: &[String],
+) -> Result<Vec<Change>, CommitError> {
+    let index = own_file(env, repo, "index");
+    let result = git
+        .stage(&index, head.commit.as_deref(), paths)
+        .and_then(|tree| git.diff(head.commit.as_deref(), &tree));
+    discard(env, &index);
+    Ok(result?)
+}
+
 /// A file in `$GIT_DIR/baton/` named after this process, so a later commit
 /// can tell a dead process's leftover from a live one's.
 fn own_file<E: Env>(env: &E, repo: &Repo, kind: &str) -> PathBuf {
@@ -290,17 +323,7 @@ pub fn commit<E: Env, G: Git>(
     if message.is_empty() {
         return Err(CommitError::EmptyMessage);
     }
-    for p in req.paths {
-        let full = repo.work_tree.join(p);
-        if let Ok(m) = env.symlink_metadata(&full)
-            && m.is_dir
-        {
-            return Err(CommitError::BadPath {
-                path: p.clone(),
-                why: "a directory: name the files to commit",
-            });
-        }
-    }
+    check_files(env, repo, req.paths)?;
     prepare_dir(env, repo)?;
     let index = own_file(env, repo, "index");
     let result = build_and_publish(env, git, repo, req, &index, &mut message);

@@ -42,3 +42,4 @@ pub mod lock;
 pub mod record;
 pub mod stale;
 pub mod state;
+pub mod txn;
