@@ -191,11 +191,15 @@ pub fn run(args: TxnArgs, json_mode: bool) -> anyhow::Result<Exit> {
             } else {
                 let names: Vec<String> = left_by.iter().map(entry_text).collect();
                 let first = &left_by[0].journal.txn;
-                format!(
-                    "left by dead transaction {}: `baton txn --recover {first} --restore` \
-                     discards its edits, `--commit` commits them under its message",
-                    names.join("; ")
-                )
+                let how = if left_by.iter().any(|e| e.dead) {
+                    format!(
+                        "`baton txn --recover {first} --restore` discards its edits, \
+                         `--commit` commits them under its message"
+                    )
+                } else {
+                    "wait for it to end".to_owned()
+                };
+                format!("left by transaction {}: {how}", names.join("; "))
             };
             report::error_line(&format!(
                 "txn: scope differs from HEAD in {}: {why}; nothing run",

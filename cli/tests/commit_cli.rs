@@ -58,9 +58,8 @@ fn eight_txns_on_one_todo_and_state_commit_exactly_their_own_line_and_key() {
     let d = t.path();
     let kids: Vec<_> = (1..=8)
         .map(|i| {
-            let script = format!(
-                "echo '- task {i}' >> TODO.md && sed -i '1a\\  \"t{i}\": {i},' state.json"
-            );
+            let script =
+                format!("echo '- task {i}' >> TODO.md && sed -i '1a\\  \"t{i}\": {i},' state.json");
             baton(d)
                 .args(["txn", "-w", "60", "--scope", "TODO.md", "state.json"])
                 .args(["-m", &format!("task {i}"), "--", "sh", "-c", &script])
@@ -72,7 +71,11 @@ fn eight_txns_on_one_todo_and_state_commit_exactly_their_own_line_and_key() {
         .collect();
     for k in kids {
         let out = k.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let commits = git(d, &["rev-list", "HEAD~8..HEAD"]);
     let commits: Vec<&str> = commits.lines().collect();
@@ -80,7 +83,12 @@ fn eight_txns_on_one_todo_and_state_commit_exactly_their_own_line_and_key() {
     let mut seen = Vec::new();
     for c in commits {
         let subject = git(d, &["log", "-1", "--format=%s", c]);
-        let i: u32 = subject.trim().strip_prefix("task ").unwrap().parse().unwrap();
+        let i: u32 = subject
+            .trim()
+            .strip_prefix("task ")
+            .unwrap()
+            .parse()
+            .unwrap();
         let added: Vec<String> = diff_lines(d, c)
             .into_iter()
             .filter(|l| l.starts_with('+'))
@@ -90,12 +98,19 @@ fn eight_txns_on_one_todo_and_state_commit_exactly_their_own_line_and_key() {
             vec![format!("+- task {i}"), format!("+  \"t{i}\": {i},")],
             "commit {c} ({subject}) holds exactly its own line and key"
         );
-        assert!(diff_lines(d, c).iter().all(|l| l.starts_with('+')), "nothing removed");
+        assert!(
+            diff_lines(d, c).iter().all(|l| l.starts_with('+')),
+            "nothing removed"
+        );
         seen.push(i);
     }
     seen.sort();
     assert_eq!(seen, (1..=8).collect::<Vec<_>>());
-    assert_eq!(git(d, &["status", "--porcelain"]), "", "nothing left behind");
+    assert_eq!(
+        git(d, &["status", "--porcelain"]),
+        "",
+        "nothing left behind"
+    );
     assert_eq!(git(d, &["show", "HEAD:TODO.md"]).lines().count(), 9);
 }
 
@@ -112,12 +127,36 @@ fn commit_leaves_other_staged_paths_staged_and_a_plain_commit_does_not_revert_it
     assert_eq!(event["event"], "committed");
     assert_eq!(event["index"], "refreshed");
     assert_eq!(event["validated"], true);
-    assert_eq!(git(d, &["diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD"]), "a.txt\n");
-    assert_eq!(git(d, &["diff", "--cached", "--name-only"]), "b.txt\n", "b.txt stays staged");
-    assert_eq!(git(d, &["status", "--porcelain", "--", "a.txt"]), "", "status is truthful");
+    assert_eq!(
+        git(
+            d,
+            &["diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD"]
+        ),
+        "a.txt\n"
+    );
+    assert_eq!(
+        git(d, &["diff", "--cached", "--name-only"]),
+        "b.txt\n",
+        "b.txt stays staged"
+    );
+    assert_eq!(
+        git(d, &["status", "--porcelain", "--", "a.txt"]),
+        "",
+        "status is truthful"
+    );
     git(d, &["commit", "-q", "-m", "plain"]);
-    assert_eq!(git(d, &["show", "HEAD:a.txt"]), "a\n", "a plain commit keeps a.txt");
-    assert_eq!(git(d, &["diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD"]), "b.txt\n");
+    assert_eq!(
+        git(d, &["show", "HEAD:a.txt"]),
+        "a\n",
+        "a plain commit keeps a.txt"
+    );
+    assert_eq!(
+        git(
+            d,
+            &["diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD"]
+        ),
+        "b.txt\n"
+    );
 }
 
 #[test]
@@ -128,7 +167,17 @@ fn deletions_and_renames_are_committed_as_delete_and_add() {
     std::fs::remove_file(d.join("state.json")).unwrap();
     let out = run(baton(d).args(["commit", "-m", "mv", "TODO.md", "TASKS.md", "state.json"]));
     assert!(out.status.success(), "{}", stderr(&out));
-    let names = git(d, &["diff-tree", "--no-commit-id", "--name-status", "--no-renames", "-r", "HEAD"]);
+    let names = git(
+        d,
+        &[
+            "diff-tree",
+            "--no-commit-id",
+            "--name-status",
+            "--no-renames",
+            "-r",
+            "HEAD",
+        ],
+    );
     assert_eq!(names, "A\tTASKS.md\nD\tTODO.md\nD\tstate.json\n");
     assert_eq!(git(d, &["status", "--porcelain"]), "");
 }
@@ -147,7 +196,11 @@ fn hooks_run_against_exactly_the_scoped_change_and_can_refuse_it() {
         ),
     )
     .unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(&hook).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&hook)
+        .status()
+        .unwrap();
     std::fs::write(d.join("a.txt"), "a\n").unwrap();
     std::fs::write(d.join("b.txt"), "b\n").unwrap();
     git(d, &["add", "b.txt"]);
@@ -175,9 +228,16 @@ fn a_stale_index_lock_does_not_stop_the_commit_but_is_reported() {
     assert!(out.status.success(), "{}", stderr(&out));
     let event: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(event["index"], "stale");
-    assert!(stderr(&out).contains("next plain `git commit` would revert"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("next plain `git commit` would revert"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(git(d, &["show", "HEAD:TODO.md"]), "# TODO\n- x\n");
-    assert!(d.join(".git/index.lock").exists(), "git's lock is not baton's to remove");
+    assert!(
+        d.join(".git/index.lock").exists(),
+        "git's lock is not baton's to remove"
+    );
 }
 
 #[test]
@@ -202,7 +262,7 @@ fn refusals_are_one_line_and_leave_the_repository_untouched() {
     std::fs::create_dir(d.join("sub")).unwrap();
     let out = run(baton(d).args(["commit", "-m", "x", "sub"]));
     assert_one_line_error(&out, 1, &["a directory"]);
-    std::fs::write(d.join(".git/MERGE_HEAD"), format!("{head}")).unwrap();
+    std::fs::write(d.join(".git/MERGE_HEAD"), &head).unwrap();
     let out = run(baton(d).args(["commit", "-m", "x", "TODO.md"]));
     assert_one_line_error(&out, 1, &["a merge is in progress"]);
     std::fs::remove_file(d.join(".git/MERGE_HEAD")).unwrap();
@@ -213,7 +273,11 @@ fn refusals_are_one_line_and_leave_the_repository_untouched() {
     let out = run(baton(d).args(["commit", "--detach-ok", "-m", "x", "TODO.md"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_ne!(git(d, &["rev-parse", "HEAD"]), head);
-    assert_eq!(git(d, &["rev-parse", "main"]), head, "the branch did not move");
+    assert_eq!(
+        git(d, &["rev-parse", "main"]),
+        head,
+        "the branch did not move"
+    );
     let bare = tempfile::tempdir().unwrap();
     git(bare.path(), &["init", "-q", "--bare"]);
     let out = run(baton(bare.path()).args(["commit", "-m", "x", "a"]));
@@ -232,15 +296,25 @@ fn first_commit_symlinks_and_linked_worktrees_work() {
     let out = run(baton(d).args(["commit", "-m", "first", "a.txt", "link"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(git(d, &["rev-list", "--count", "HEAD"]), "1\n");
-    assert!(git(d, &["ls-tree", "HEAD", "link"]).starts_with("120000"), "a link, not followed");
+    assert!(
+        git(d, &["ls-tree", "HEAD", "link"]).starts_with("120000"),
+        "a link, not followed"
+    );
     let wt = d.join("../wt-linked");
-    git(d, &["worktree", "add", "-q", "-b", "side", wt.to_str().unwrap()]);
+    git(
+        d,
+        &["worktree", "add", "-q", "-b", "side", wt.to_str().unwrap()],
+    );
     std::fs::write(wt.join("a.txt"), "side\n").unwrap();
     let out = run(baton(&wt).args(["commit", "-m", "side", "a.txt"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(git(d, &["show", "side:a.txt"]), "side\n");
     assert_eq!(git(d, &["show", "main:a.txt"]), "a\n");
-    assert_eq!(git(&wt, &["status", "--porcelain"]), "", "the worktree's own index");
+    assert_eq!(
+        git(&wt, &["status", "--porcelain"]),
+        "",
+        "the worktree's own index"
+    );
     let _ = std::fs::remove_dir_all(&wt);
 }
 
@@ -249,18 +323,30 @@ fn a_failing_command_commits_nothing_and_outside_edits_are_caught() {
     let t = repo();
     let d = t.path();
     let head = git(d, &["rev-parse", "HEAD"]);
-    let out = run(baton(d).args(["txn", "--scope", "TODO.md", "-m", "x", "--", "sh", "-c", "exit 3"]));
+    let out = run(baton(d).args([
+        "txn", "--scope", "TODO.md", "-m", "x", "--", "sh", "-c", "exit 3",
+    ]));
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(git(d, &["rev-parse", "HEAD"]), head);
     let script = "echo x >> TODO.md; echo y >> state.json";
-    let out = run(baton(d).args(["txn", "--strict", "--scope", "TODO.md", "-m", "x", "--", "sh", "-c", script]));
+    let out = run(baton(d).args([
+        "txn", "--strict", "--scope", "TODO.md", "-m", "x", "--", "sh", "-c", script,
+    ]));
     assert_one_line_error(&out, 1, &["state.json, outside its scope", "--strict"]);
     assert_eq!(git(d, &["rev-parse", "HEAD"]), head);
     git(d, &["checkout", "-q", "--", "."]);
-    let out = run(baton(d).args(["txn", "--scope", "TODO.md", "-m", "x", "--", "sh", "-c", script]));
+    let out = run(baton(d).args([
+        "txn", "--scope", "TODO.md", "-m", "x", "--", "sh", "-c", script,
+    ]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("warning: the command changed state.json, outside its scope"));
-    assert_eq!(git(d, &["diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD"]), "TODO.md\n");
+    assert_eq!(
+        git(
+            d,
+            &["diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD"]
+        ),
+        "TODO.md\n"
+    );
 }
 
 /// SIGKILL to baton and its command together, as an OOM kill would.
@@ -279,12 +365,25 @@ fn a_killed_txn_leaves_a_sound_repository_a_named_refusal_and_a_recovery() {
     let marker = "baton-commit-cli-kill-9";
     let script = format!("echo '- dead task' >> TODO.md; exec -a {marker} sleep 30");
     let mut child = baton(d)
-        .args(["txn", "--scope", "TODO.md", "-m", "the dead task", "--", "bash", "-c", &script])
+        .args([
+            "txn",
+            "--scope",
+            "TODO.md",
+            "-m",
+            "the dead task",
+            "--",
+            "bash",
+            "-c",
+            &script,
+        ])
         .process_group(0)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(d.join("TODO.md")).unwrap().contains("dead task") {
+    while !std::fs::read_to_string(d.join("TODO.md"))
+        .unwrap()
+        .contains("dead task")
+    {
         assert!(Instant::now() < deadline, "the command never edited");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -296,21 +395,58 @@ fn a_killed_txn_leaves_a_sound_repository_a_named_refusal_and_a_recovery() {
     assert_eq!(entry["dead"], true, "{listed}");
     let name = entry["txn"].as_str().unwrap().to_owned();
     let out = run(baton(d).args(["txn", "--scope", "TODO.md", "-m", "next", "--", "true"]));
-    assert_one_line_error(&out, 1, &["differs from HEAD in TODO.md", &name, "the dead task", "--recover"]);
+    assert_one_line_error(
+        &out,
+        1,
+        &[
+            "differs from HEAD in TODO.md",
+            &name,
+            "the dead task",
+            "--recover",
+        ],
+    );
     let out = run(baton(d).args(["txn", "--recover", &name, "--commit"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(git(d, &["log", "-1", "--format=%s"]), "the dead task\n");
-    let out = run(baton(d).args(["txn", "--scope", "TODO.md", "-m", "next", "--", "sh", "-c", "echo next >> TODO.md"]));
+    let out = run(baton(d).args([
+        "txn",
+        "--scope",
+        "TODO.md",
+        "-m",
+        "next",
+        "--",
+        "sh",
+        "-c",
+        "echo next >> TODO.md",
+    ]));
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&run(baton(d).args(["txn", "--list"]))), "", "no journal left");
+    assert_eq!(
+        stdout(&run(baton(d).args(["txn", "--list"]))),
+        "",
+        "no journal left"
+    );
     // --restore discards a dead one's edits instead.
     let mut child = baton(d)
-        .args(["txn", "--scope", "state.json", "-m", "doomed", "--", "bash", "-c"])
-        .arg(format!("echo junk >> state.json; exec -a {marker} sleep 30"))
+        .args([
+            "txn",
+            "--scope",
+            "state.json",
+            "-m",
+            "doomed",
+            "--",
+            "bash",
+            "-c",
+        ])
+        .arg(format!(
+            "echo junk >> state.json; exec -a {marker} sleep 30"
+        ))
         .process_group(0)
         .spawn()
         .unwrap();
-    while !std::fs::read_to_string(d.join("state.json")).unwrap().contains("junk") {
+    while !std::fs::read_to_string(d.join("state.json"))
+        .unwrap()
+        .contains("junk")
+    {
         assert!(Instant::now() < deadline, "the command never edited");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -329,19 +465,26 @@ fn overlapping_scopes_wait_or_exit_75_naming_the_holder() {
     let t = repo();
     let d = t.path();
     let mut holder = baton(d)
-        .args(["txn", "--id", "agent-a", "--scope", "TODO.md", "-m", "slow", "--"])
+        .args([
+            "txn", "--id", "agent-a", "--scope", "TODO.md", "-m", "slow", "--",
+        ])
         .args(["sh", "-c", "echo slow >> TODO.md; sleep 1"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(d.join("TODO.md")).unwrap().contains("slow") {
+    while !std::fs::read_to_string(d.join("TODO.md"))
+        .unwrap()
+        .contains("slow")
+    {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(10));
     }
     let out = run(baton(d).args(["txn", "--scope", "TODO.md", "-m", "x", "--", "true"]));
     assert_one_line_error(&out, 75, &["TODO.md: claimed by agent-a", "txn: slow"]);
-    let out = run(baton(d).args(["txn", "-w", "30", "--scope", "TODO.md", "-m", "after", "--"]).args(["sh", "-c", "echo after >> TODO.md"]));
+    let out = run(baton(d)
+        .args(["txn", "-w", "30", "--scope", "TODO.md", "-m", "after", "--"])
+        .args(["sh", "-c", "echo after >> TODO.md"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(holder.wait().unwrap().success());
     assert_eq!(git(d, &["log", "--format=%s", "-2"]), "after\nslow\n");

@@ -28,7 +28,7 @@ use crate::atomic::write_atomic;
 use crate::claims::{ClaimError, ClaimRecord, Claimant, Claimed, Claims, Held, overlaps};
 use crate::commit::{self, CommitError, Committed, Request};
 use crate::env::git::{Git, Head, Repo};
-use crate::env::{Env, Liveness};
+use crate::env::{Env, Liveness, OpenFile};
 use crate::error::IoFailure;
 use crate::lock::Wait;
 use crate::record::{RECORD_LIMIT, written_by_baton};
@@ -92,8 +92,9 @@ pub enum Begun<'e, E: Env> {
     Ready(Txn<'e, E>),
     /// Another instance claims part of the scope (not within the wait).
     Conflict { path: String, holder: ClaimRecord },
-    /// The scope differs from HEAD: `paths`, and the dead transactions
-    /// whose journals cover them.
+    /// The scope differs from HEAD: `paths`, and the transactions whose
+    /// journals cover them (dead ones can be recovered; a live one failed
+    /// to commit and is its owner's to recover).
     Dirty {
         paths: Vec<String>,
         left_by: Vec<Entry>,
@@ -191,6 +192,19 @@ pub fn list<E: Env>(env: &E, repo: &Repo) -> Result<Vec<Entry>, TxnError> {
     Ok(out)
 }
 
+/// Whether a journal's transaction is over: its process dead, or this
+/// very process (a library user's transaction that was dropped or failed
+/// to commit). Recovery claims the scope first, so a transaction still
+/// running (which holds its claims) is never recovered under it.
+pub fn recoverable<E: Env>(env: &E, e: &Entry) -> bool {
+    let me = env.identity();
+    e.dead
+        || (e.journal.pid == me.pid
+            && e.journal.start_time == me.start_time
+            && e.journal.boot_id == me.boot_id
+            && e.journal.host == me.host)
+}
+
 /// Scope paths that differ from `head` in the work tree.
 fn dirty<E: Env, G: Git>(
     env: &E,
@@ -247,11 +261,10 @@ pub fn begin<'e, E: Env, G: Git>(
         let left_by = journals
             .into_iter()
             .filter(|e| {
-                e.dead
-                    && e.journal
-                        .scope
-                        .iter()
-                        .any(|s| paths.iter().any(|p| overlaps(p, s)))
+                e.journal
+                    .scope
+                    .iter()
+                    .any(|s| paths.iter().any(|p| overlaps(p, s)))
             })
             .collect();
         drop(held);
@@ -290,6 +303,14 @@ pub fn begin<'e, E: Env, G: Git>(
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(IoFailure::at("create", &dir)(e).into()),
+    }
+    // The journal must outlive a machine crash that the task's edits
+    // outlive, and so must every directory entry leading to it, even one
+    // another process created and has not synced yet (the simulator found
+    // the edits surviving and the journal's directory gone).
+    for d in [&repo.git_dir, &repo.git_dir.join("baton")] {
+        env.sync_dir(d)
+            .map_err(IoFailure::at("sync directory", d))?;
     }
     let file = dir.join(format!("{name}.json"));
     let bytes = serde_json::to_vec(&journal).expect("a journal serialises");
@@ -366,6 +387,29 @@ impl<'e, E: Env> Txn<'e, E> {
     }
 }
 
+/// Makes the work tree's `paths` (and their directories' entries) durable.
+fn sync_paths<E: Env>(env: &E, repo: &Repo, paths: &[String]) -> Result<(), TxnError> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        let file = repo.work_tree.join(p);
+        match env.open(&file, false) {
+            Ok(f) => f.sync_all().map_err(IoFailure::at("sync", &file))?,
+            // Removed (its directory is synced below), or a symlink.
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(40) => {}
+            Err(e) => return Err(IoFailure::at("open", &file)(e).into()),
+        }
+        let dir = file.parent().unwrap_or(&repo.work_tree).to_owned();
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    for d in &dirs {
+        env.sync_dir(d)
+            .map_err(IoFailure::at("sync directory", d))?;
+    }
+    Ok(())
+}
+
 /// Restores or commits the scope of the dead transaction `txn`.
 pub fn recover<E: Env, G: Git>(
     env: &E,
@@ -380,7 +424,7 @@ pub fn recover<E: Env, G: Git>(
         .into_iter()
         .find(|e| e.journal.txn == txn)
         .ok_or_else(|| TxnError::Unknown(txn.to_owned()))?;
-    if !entry.dead {
+    if !recoverable(env, &entry) {
         return Err(TxnError::Running {
             txn: txn.to_owned(),
             pid: entry.journal.pid,
@@ -405,6 +449,11 @@ pub fn recover<E: Env, G: Git>(
             let head = git.head(repo)?;
             let paths = dirty(env, git, repo, &head, scope)?;
             git.restore(head.commit.as_deref(), &paths)?;
+            // git writes the work tree without fsync: the restored files
+            // must be durable before the journal that names them goes, or
+            // a machine crash brings the edits back with no journal (the
+            // simulator found that).
+            sync_paths(env, repo, &paths)?;
             Ok(None)
         }
         Recovery::Commit => {

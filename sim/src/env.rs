@@ -17,7 +17,7 @@ use baton_core::env::{
 };
 
 use crate::fault::{Fault, Site};
-use crate::fs::{EIO, OfdId};
+use crate::fs::{EIO, OfdId, SimFs};
 use crate::kernel::{CALL_NS, Guard, PState, Shared, Unwind};
 use crate::oracle::Finding;
 
@@ -136,6 +136,12 @@ impl Brief for Liveness {
 impl Brief for FsKind {
     fn brief(&self) -> String {
         format!("{self:?}")
+    }
+}
+
+impl Brief for String {
+    fn brief(&self) -> String {
+        self.clone()
     }
 }
 
@@ -310,6 +316,24 @@ impl SimEnv {
     /// This process's slot (`p<N>` in traces).
     pub fn slot(&self) -> usize {
         self.caller.slot
+    }
+
+    /// Runs one git command of the simulated git ([`crate::git`]) on the
+    /// filesystem as a single call: a crash strikes before it or after it,
+    /// never inside. git runs as its own process, which outlives a
+    /// `baton` killed meanwhile, and publishes everything it writes by
+    /// lock-and-rename with `core.fsync=committed,index` (which baton's
+    /// real git calls set), so a machine crash too finds it done or not.
+    pub fn git_command(
+        &self,
+        what: &dyn Fn() -> String,
+        op: impl FnOnce(&mut SimFs, SystemTime) -> io::Result<String>,
+    ) -> io::Result<String> {
+        let c = &self.caller;
+        c.call(Site::Git, what, |k, _| {
+            let now = c.wall(k);
+            op(&mut k.fs, now)
+        })
     }
 
     fn file(&self, ofd: OfdId) -> SimFile {

@@ -50,12 +50,14 @@ pub enum Site {
     Sleep,
     Liveness,
     Random,
+    /// One git command of the simulated git ([`crate::git`]).
+    Git,
 }
 
 impl Site {
     /// New sites go last: activations are drawn in this order, so seeds
     /// (and replay tokens) of older scenarios keep their meaning.
-    pub const ALL: [Site; 32] = [
+    pub const ALL: [Site; 33] = [
         Site::CreateNew,
         Site::Open,
         Site::Read,
@@ -88,6 +90,7 @@ impl Site {
         Site::SetPermissions,
         Site::SetOwner,
         Site::SinceBoot,
+        Site::Git,
     ];
 
     /// The errors this call can really return on a local filesystem, for

@@ -56,6 +56,7 @@ pub mod env;
 pub mod explore;
 pub mod fault;
 pub mod fs;
+pub mod git;
 mod kernel;
 pub mod oracle;
 mod rng;

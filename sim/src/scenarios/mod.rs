@@ -2,6 +2,7 @@
 //! from `baton_core::catalogue`, so every world prints one table.
 
 mod claims;
+mod commit;
 mod counter;
 mod election;
 mod lock;
@@ -30,6 +31,9 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "baton-state-cas" => state::baton_state_cas(),
         "claims-shared-json" => claims::claims_shared_json(),
         "baton-claims" => claims::baton_claims(),
+        "commit-shared-index" => commit::commit_shared_index(),
+        "commit-lock-staging" => commit::commit_lock_staging(),
+        "baton-txn" => commit::baton_txn(),
         _ => return None,
     };
     let protocol = catalogue::protocol(name).expect("every scenario is catalogued");
