@@ -23,11 +23,7 @@ fn field_commit_protocols_cross_commits_and_replay_exactly() {
             Finding::Invariant(Invariant::NoCrossCommit),
             "{name}"
         );
-        assert!(
-            v.detail.contains("commit of task"),
-            "{name}: {}",
-            v.detail
-        );
+        assert!(v.detail.contains("commit of task"), "{name}: {}", v.detail);
         let again = replay(&s, &small.config.to_string()).unwrap();
         assert_eq!(again.hash, small.hash, "{name}: replay differs");
         assert_eq!(again.violation, small.violation);
