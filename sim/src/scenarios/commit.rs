@@ -273,9 +273,13 @@ fn shared_index_body(env: &SimEnv, probe: &Probe, role: Role) {
         if scope.iter().any(|p| append(env, p, &tag).is_err()) {
             continue;
         }
-        if git.add(&scope).is_ok()
-            && let Ok(Some(_)) = git.commit_index(&format!("task {tag}"))
-        {
+        if git.add(&scope).is_err() {
+            continue;
+        }
+        // `git add` and `git commit` are two processes: starting the
+        // second takes a while.
+        env.sleep(Duration::from_millis(2));
+        if let Ok(Some(_)) = git.commit_index(&format!("task {tag}")) {
             probe.ack(&format!("task {tag}"));
         }
     }
