@@ -131,14 +131,12 @@ pub fn run(args: TxnArgs, json_mode: bool) -> anyhow::Result<Exit> {
         };
         return match txn::recover(&env, &opened.git, &opened.repo, &claims, name, &who, how) {
             Ok(Some(c)) => {
-                let subject = c.commit.clone();
                 commit_cmd::report_committed(
                     &c,
                     &format!("recovered {name}"),
                     env.monotonic().saturating_since(started),
                     json_mode,
                 );
-                let _ = subject;
                 Ok(Exit::Ok)
             }
             Ok(None) => {
@@ -265,7 +263,8 @@ pub fn run(args: TxnArgs, json_mode: bool) -> anyhow::Result<Exit> {
         args.detach_ok,
     ) {
         Ok(Finished::Committed(c)) => {
-            report_committed_txn(&c, &subject, &env, started, json_mode);
+            let took = env.monotonic().saturating_since(started);
+            commit_cmd::report_committed(&c, &subject, took, json_mode);
             Ok(Exit::Ok)
         }
         Ok(Finished::Unchanged | Finished::Left(_)) => {
@@ -276,21 +275,6 @@ pub fn run(args: TxnArgs, json_mode: bool) -> anyhow::Result<Exit> {
         }
         Err(e) => txn_failure(e),
     }
-}
-
-fn report_committed_txn(
-    c: &baton_core::commit::Committed,
-    subject: &str,
-    env: &RealEnv,
-    started: baton_core::env::MonoTime,
-    json_mode: bool,
-) {
-    commit_cmd::report_committed(
-        c,
-        subject,
-        env.monotonic().saturating_since(started),
-        json_mode,
-    );
 }
 
 fn txn_failure(e: TxnError) -> anyhow::Result<Exit> {

@@ -186,7 +186,8 @@ fn deletions_and_renames_are_committed_as_delete_and_add() {
 fn hooks_run_against_exactly_the_scoped_change_and_can_refuse_it() {
     let t = repo();
     let d = t.path();
-    let seen = d.join("../hook-saw");
+    let scratch = tempfile::tempdir().unwrap();
+    let seen = scratch.path().join("hook-saw");
     let hook = d.join(".git/hooks/pre-commit");
     std::fs::write(
         &hook,
@@ -215,7 +216,6 @@ fn hooks_run_against_exactly_the_scoped_change_and_can_refuse_it() {
     assert_eq!(git(d, &["rev-parse", "HEAD"]), head, "nothing committed");
     let out = run(baton(d).args(["commit", "--no-verify", "-m", "a2", "a.txt"]));
     assert!(out.status.success(), "{}", stderr(&out));
-    let _ = std::fs::remove_file(&seen);
 }
 
 #[test]
@@ -300,7 +300,8 @@ fn first_commit_symlinks_and_linked_worktrees_work() {
         git(d, &["ls-tree", "HEAD", "link"]).starts_with("120000"),
         "a link, not followed"
     );
-    let wt = d.join("../wt-linked");
+    let scratch = tempfile::tempdir().unwrap();
+    let wt = scratch.path().join("wt-linked");
     git(
         d,
         &["worktree", "add", "-q", "-b", "side", wt.to_str().unwrap()],
@@ -315,7 +316,6 @@ fn first_commit_symlinks_and_linked_worktrees_work() {
         "",
         "the worktree's own index"
     );
-    let _ = std::fs::remove_dir_all(&wt);
 }
 
 #[test]

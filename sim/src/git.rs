@@ -16,9 +16,11 @@
 //! Each git command is one call of the simulated process
 //! ([`SimEnv::git_command`]): the scheduler interleaves processes between
 //! commands and a crash or machine crash strikes between them, never inside
-//! one (see there for why that is git's behaviour too). Everything git
-//! publishes is durable once the command returns, as with
-//! `core.fsync=committed,index`. There are no hooks, filters or signing.
+//! one (see there for why that is git's behaviour too). Objects, refs and
+//! indexes are durable once the command returns, as with
+//! `core.fsync=committed,index`; the work tree files `restore` writes are
+//! not (git writes them without fsync), so a machine crash may undo them.
+//! There are no hooks, filters or signing.
 
 use std::collections::BTreeMap;
 use std::io;

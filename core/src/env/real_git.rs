@@ -7,7 +7,7 @@
 //! of that by construction; libgit2 and gix each implement a subset (the
 //! research probes in `shared/research/git-anchors.md` applied no filters),
 //! and a subtle difference there is a wrong commit, not a slow one. The
-//! price is a process per step (about nine per commit, counted in
+//! price is a process per step (ten per commit, counted in
 //! `reports/commit.md` with its timings); a library backend can join behind
 //! this trait if that ever dominates.
 //!
