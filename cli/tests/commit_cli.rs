@@ -489,3 +489,38 @@ fn overlapping_scopes_wait_or_exit_75_naming_the_holder() {
     assert!(holder.wait().unwrap().success());
     assert_eq!(git(d, &["log", "--format=%s", "-2"]), "after\nslow\n");
 }
+
+#[test]
+fn planted_symlinks_for_batons_git_directories_are_refused_and_never_followed() {
+    let t = repo();
+    let d = t.path();
+    let elsewhere = tempfile::tempdir().unwrap();
+    // Named like a dead process's private index, which baton would sweep.
+    let bait = elsewhere.path().join("index.999999.1.deadbeef");
+    std::fs::write(&bait, "keep me").unwrap();
+    // Looks like a journal torn by a crash, which baton would remove.
+    let torn = elsewhere.path().join("1-1-1.json");
+    std::fs::write(&torn, "{\"baton\":1,").unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), d.join(".git/baton")).unwrap();
+    std::fs::write(d.join("TODO.md"), "changed\n").unwrap();
+    let head = git(d, &["rev-parse", "HEAD"]);
+    let out = run(baton(d).args(["commit", "-m", "x", "TODO.md"]));
+    assert_one_line_error(&out, 1, &[".git/baton", "move it away"]);
+    assert_eq!(std::fs::read_to_string(&bait).unwrap(), "keep me");
+    assert_eq!(git(d, &["rev-parse", "HEAD"]), head, "nothing committed");
+    std::fs::remove_file(d.join(".git/baton")).unwrap();
+    std::fs::create_dir(d.join(".git/baton")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), d.join(".git/baton/txn")).unwrap();
+    git(d, &["checkout", "-q", "--", "TODO.md"]);
+    let out = run(baton(d).args(["txn", "--scope", "TODO.md", "-m", "x", "--", "true"]));
+    assert_one_line_error(&out, 1, &[".git/baton/txn", "move it away"]);
+    let out = run(baton(d).args(["txn", "--list"]));
+    assert_one_line_error(&out, 1, &[".git/baton/txn", "move it away"]);
+    let names: Vec<_> = std::fs::read_dir(elsewhere.path()).unwrap().collect();
+    assert_eq!(
+        names.len(),
+        2,
+        "nothing written or removed through the link"
+    );
+    assert!(torn.exists());
+}

@@ -254,14 +254,32 @@ fn own_file<E: Env>(env: &E, repo: &Repo, kind: &str) -> PathBuf {
     ))
 }
 
+/// Makes `dir` (true) or finds it there (false). Anything else at that
+/// name, a symlink above all, is refused: baton writes and removes files
+/// in it, and must never do so wherever a planted link points.
+pub fn ensure_dir<E: Env>(env: &E, dir: &Path) -> Result<bool, IoFailure> {
+    match env.create_dir(dir) {
+        Ok(()) => return Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(IoFailure::at("create", dir)(e)),
+    }
+    let meta = env
+        .symlink_metadata(dir)
+        .map_err(IoFailure::at("inspect", dir))?;
+    if meta.is_symlink || !meta.is_dir {
+        return Err(IoFailure::at("use", dir)(io::Error::other(
+            "not a directory baton made (a symlink or a file); move it away",
+        )));
+    }
+    Ok(false)
+}
+
 /// Makes `$GIT_DIR/baton/` and removes the private indexes and message
 /// files of processes that died mid-commit.
 pub fn prepare_dir<E: Env>(env: &E, repo: &Repo) -> Result<(), IoFailure> {
     let dir = repo.git_dir.join("baton");
-    match env.create_dir(&dir) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(IoFailure::at("create", &dir)(e)),
+    if ensure_dir(env, &dir)? {
+        return Ok(());
     }
     let names = env.read_dir(&dir).map_err(IoFailure::at("list", &dir))?;
     for name in names {

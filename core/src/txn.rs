@@ -147,11 +147,14 @@ fn now_ms<E: Env>(env: &E) -> u64 {
 /// another host, boot or pid namespace cannot be judged: not dead).
 pub fn list<E: Env>(env: &E, repo: &Repo) -> Result<Vec<Entry>, TxnError> {
     let dir = journal_dir(repo);
-    let names = match env.read_dir(&dir) {
-        Ok(n) => n,
+    match env.symlink_metadata(&dir) {
+        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(IoFailure::at("list", &dir)(e).into()),
-    };
+        Err(e) => return Err(IoFailure::at("inspect", &dir)(e).into()),
+    }
+    // Never through a planted link: torn journals found here are removed.
+    commit::ensure_dir(env, &dir)?;
+    let names = env.read_dir(&dir).map_err(IoFailure::at("list", &dir))?;
     let me = env.identity();
     let mut out = Vec::new();
     for name in names {
@@ -299,11 +302,7 @@ pub fn begin<'e, E: Env, G: Git>(
         started_at_ms: now_ms(env),
     };
     let dir = journal_dir(repo);
-    match env.create_dir(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(IoFailure::at("create", &dir)(e).into()),
-    }
+    commit::ensure_dir(env, &dir)?;
     // The journal must outlive a machine crash that the task's edits
     // outlive, and so must every directory entry leading to it, even one
     // another process created and has not synced yet (the simulator found
