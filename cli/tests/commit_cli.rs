@@ -362,38 +362,8 @@ fn kill_group(pid: u32) {
 fn a_killed_txn_leaves_a_sound_repository_a_named_refusal_and_a_recovery() {
     let t = repo();
     let d = t.path();
-    let marker = "baton-commit-cli-kill-9";
-    let script = format!("echo '- dead task' >> TODO.md; exec -a {marker} sleep 30");
-    let mut child = baton(d)
-        .args([
-            "txn",
-            "--scope",
-            "TODO.md",
-            "-m",
-            "the dead task",
-            "--",
-            "bash",
-            "-c",
-            &script,
-        ])
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(d.join("TODO.md"))
-        .unwrap()
-        .contains("dead task")
-    {
-        assert!(Instant::now() < deadline, "the command never edited");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    kill_group(child.id());
-    child.wait().unwrap();
+    let name = kill_txn_mid_edit(d, "TODO.md", "the dead task", "- dead task");
     git(d, &["fsck", "--no-progress"]);
-    let listed = stdout(&run(baton(d).args(["--json", "txn", "--list"])));
-    let entry: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
-    assert_eq!(entry["dead"], true, "{listed}");
-    let name = entry["txn"].as_str().unwrap().to_owned();
     let out = run(baton(d).args(["txn", "--scope", "TODO.md", "-m", "next", "--", "true"]));
     assert_one_line_error(
         &out,
@@ -426,26 +396,28 @@ fn a_killed_txn_leaves_a_sound_repository_a_named_refusal_and_a_recovery() {
         "no journal left"
     );
     // --restore discards a dead one's edits instead.
+    let name = kill_txn_mid_edit(d, "state.json", "doomed", "junk");
+    let out = run(baton(d).args(["txn", "--recover", &name, "--restore"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(git(d, &["status", "--porcelain"]), "");
+}
+
+/// Runs a txn over `file` whose command appends `line` and then sleeps,
+/// kills baton and the command once the line is there, and returns the
+/// dead transaction's name as `txn --list` reports it.
+fn kill_txn_mid_edit(d: &Path, file: &str, message: &str, line: &str) -> String {
+    let script = format!("echo '{line}' >> {file}; exec -a baton-commit-cli-kill-9 sleep 30");
     let mut child = baton(d)
         .args([
-            "txn",
-            "--scope",
-            "state.json",
-            "-m",
-            "doomed",
-            "--",
-            "bash",
-            "-c",
+            "txn", "--scope", file, "-m", message, "--", "bash", "-c", &script,
         ])
-        .arg(format!(
-            "echo junk >> state.json; exec -a {marker} sleep 30"
-        ))
         .process_group(0)
         .spawn()
         .unwrap();
-    while !std::fs::read_to_string(d.join("state.json"))
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(d.join(file))
         .unwrap()
-        .contains("junk")
+        .contains(line)
     {
         assert!(Instant::now() < deadline, "the command never edited");
         std::thread::sleep(Duration::from_millis(20));
@@ -454,10 +426,8 @@ fn a_killed_txn_leaves_a_sound_repository_a_named_refusal_and_a_recovery() {
     child.wait().unwrap();
     let listed = stdout(&run(baton(d).args(["--json", "txn", "--list"])));
     let entry: serde_json::Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
-    let name = entry["txn"].as_str().unwrap();
-    let out = run(baton(d).args(["txn", "--recover", name, "--restore"]));
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(git(d, &["status", "--porcelain"]), "");
+    assert_eq!(entry["dead"], true, "{listed}");
+    entry["txn"].as_str().unwrap().to_owned()
 }
 
 #[test]
