@@ -289,7 +289,7 @@ fn txn_failure(e: TxnError) -> anyhow::Result<Exit> {
 type Snapshot = BTreeMap<String, Option<(u64, std::time::SystemTime, u64)>>;
 
 fn snapshot(env: &RealEnv, opened: &Opened) -> anyhow::Result<Snapshot> {
-    let out = Command::new(std::env::var_os("BATON_GIT").unwrap_or_else(|| "git".into()))
+    let out = Command::new(baton_core::env::real_git::program())
         .current_dir(&opened.repo.work_tree)
         .args([
             "--no-optional-locks",

@@ -285,7 +285,7 @@ fn refusals_are_one_line_and_leave_the_repository_untouched() {
 }
 
 #[test]
-fn first_commit_symlinks_and_linked_worktrees_work() {
+fn first_commit_symlinks_packed_branches_and_linked_worktrees_work() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     git(d, &["init", "-q", "-b", "main"]);
@@ -316,6 +316,16 @@ fn first_commit_symlinks_and_linked_worktrees_work() {
         "",
         "the worktree's own index"
     );
+    // A branch that lives only in packed-refs is read there, and moved by
+    // compare-and-swap from the commit it names.
+    git(d, &["pack-refs", "--all"]);
+    assert!(!d.join(".git/refs/heads/main").exists(), "main is packed");
+    let packed = git(d, &["rev-parse", "main"]);
+    std::fs::write(d.join("a.txt"), "packed\n").unwrap();
+    let out = run(baton(d).args(["commit", "-m", "on packed", "a.txt"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(git(d, &["rev-parse", "main~1"]), packed);
+    assert_eq!(git(d, &["show", "main:a.txt"]), "packed\n");
 }
 
 #[test]

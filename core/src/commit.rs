@@ -33,8 +33,8 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use crate::backoff::Backoff;
-use crate::env::git::{Change, Git, GitError, Head, Hook, Oid, RefUpdate, Refresh, Repo};
-use crate::env::{Env, Liveness};
+use crate::env::git::{Change, Git, GitError, Head, Hook, Oid, RefUpdate, Refresh, Repo, Staged};
+use crate::env::{Env, Liveness, OpenFile};
 use crate::error::IoFailure;
 
 /// Compare-and-swap attempts before a commit gives up (exit 75).
@@ -235,11 +235,9 @@ pub fn pending<E: Env, G: Git>(
     paths: &[String],
 ) -> Result<Vec<Change>, CommitError> {
     let index = own_file(env, repo, "index");
-    let result = git
-        .stage(&index, head.commit.as_deref(), paths)
-        .and_then(|tree| git.diff(head.commit.as_deref(), &tree));
+    let result = git.stage(&index, head.commit.as_deref(), paths);
     discard(env, &index);
-    Ok(result?)
+    Ok(result?.changes)
 }
 
 /// A file in `$GIT_DIR/baton/` named after this process, so a later commit
@@ -374,14 +372,14 @@ fn build_and_publish<E: Env, G: Git>(
 ) -> Result<Built, CommitError> {
     let mut backoff = Backoff::new(Duration::from_millis(2), Duration::from_millis(100));
     let mut message_done = false;
+    let mut queue = None;
     for attempt in 1..=req.attempts.max(1) {
         let head = git.head(repo)?;
         if head.branch.is_none() && !req.detach_ok {
             let at = head.commit.clone().unwrap_or_default();
             return Err(CommitError::Detached(at));
         }
-        let tree = git.stage(index, head.commit.as_deref(), req.paths)?;
-        let changes = git.diff(head.commit.as_deref(), &tree)?;
+        let Staged { tree, changes } = git.stage(index, head.commit.as_deref(), req.paths)?;
         // Validated before anything is published.
         let outside: Vec<String> = changes
             .iter()
@@ -406,6 +404,7 @@ fn build_and_publish<E: Env, G: Git>(
         let reflog = format!("commit: {subject}");
         match git.update_ref(head.target(), &commit, head.commit.as_deref(), &reflog)? {
             RefUpdate::Updated => return Ok((head, commit, changes, attempt)),
+            RefUpdate::Moved if queue.is_none() => queue = join_queue(env, repo)?,
             RefUpdate::Moved => env.sleep(backoff.next_delay(env.random_u64())),
         }
     }
@@ -414,6 +413,29 @@ fn build_and_publish<E: Env, G: Git>(
         target: head.target().to_owned(),
         attempts: req.attempts,
     })
+}
+
+/// How long a commit that lost a race waits for its turn in the queue
+/// before it retries regardless (its holder may be stopped).
+const QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// After losing a race for the branch, a commit queues behind the other
+/// losers on a kernel lock in the common git directory, so that n commits
+/// landing at once rebuild about 2n times rather than n²/2. Winning the
+/// first round takes no lock, and the lock guards no data: the branch is
+/// still moved by compare-and-swap, and a holder that dies or stops (the
+/// wait is bounded) delays others, never wrongs them.
+fn join_queue<E: Env>(env: &E, repo: &Repo) -> Result<Option<E::File>, CommitError> {
+    let dir = repo.common_dir.join("baton");
+    ensure_dir(env, &dir)?;
+    let path = dir.join("publish.lock");
+    let file = env
+        .open(&path, true)
+        .map_err(IoFailure::at("open", &path))?;
+    let turn = file
+        .lock(Some(QUEUE_WAIT))
+        .map_err(IoFailure::at("lock", &path))?;
+    Ok(turn.then_some(file))
 }
 
 fn hook<G: Git>(
@@ -428,6 +450,13 @@ fn hook<G: Git>(
     }
 }
 
+/// Whether git would run hook `name`: an executable file in the hooks
+/// directory (through a symlink, as git follows one).
+fn has_hook<E: Env>(env: &E, repo: &Repo, name: &str) -> bool {
+    env.metadata(&repo.hooks.join(name))
+        .is_ok_and(|m| m.is_file && m.mode & 0o111 != 0)
+}
+
 /// prepare-commit-msg and commit-msg, on a message file they may edit.
 fn run_message_hooks<E: Env, G: Git>(
     env: &E,
@@ -435,6 +464,10 @@ fn run_message_hooks<E: Env, G: Git>(
     repo: &Repo,
     message: &str,
 ) -> Result<String, CommitError> {
+    if !has_hook(env, repo, "prepare-commit-msg") && !has_hook(env, repo, "commit-msg") {
+        // Nothing would read the file: spare writing it.
+        return Ok(message.to_owned());
+    }
     let file = own_file(env, repo, "msg");
     let result = (|| {
         crate::atomic::write_atomic(env, &file, message.as_bytes())?;

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use baton_core::env::git::{
-    Change, Entry, Git, GitError, Head, Hook, Oid, RefUpdate, Refresh, Repo,
+    Change, Entry, Git, GitError, Head, Hook, Oid, RefUpdate, Refresh, Repo, Staged,
 };
 
 use crate::env::SimEnv;
@@ -366,8 +366,15 @@ impl Git for SimGit<'_> {
         })
     }
 
-    fn stage(&self, index: &Path, base: Option<&str>, paths: &[String]) -> Result<Oid, GitError> {
-        self.env
+    fn stage(
+        &self,
+        index: &Path,
+        base: Option<&str>,
+        paths: &[String],
+    ) -> Result<Staged, GitError> {
+        let mut changes = Vec::new();
+        let tree = self
+            .env
             .git_command(
                 &|| {
                     format!(
@@ -376,14 +383,17 @@ impl Git for SimGit<'_> {
                     )
                 },
                 |fs, now| {
-                    let mut tree = tree_of(fs, base)?;
+                    let old = tree_of(fs, base)?;
+                    let mut tree = old.clone();
                     stage_into(fs, &mut tree, paths, now)?;
+                    changes = diff_trees(&old, &tree);
                     let text = tree_text(&tree);
                     durable_put(fs, index, &text, now)?;
                     write_object(fs, "tree", &text, now)
                 },
             )
-            .map_err(git_err("update-index"))
+            .map_err(git_err("update-index"))?;
+        Ok(Staged { tree, changes })
     }
 
     fn diff(&self, from: Option<&str>, to: &str) -> Result<Vec<Change>, GitError> {

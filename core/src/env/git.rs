@@ -68,6 +68,14 @@ pub struct Change {
     pub new: Option<Entry>,
 }
 
+/// A private index's staging: the tree written from it and how that tree
+/// differs from the base it was seeded with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Staged {
+    pub tree: Oid,
+    pub changes: Vec<Change>,
+}
+
 /// How a compare-and-swap of a ref ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefUpdate {
@@ -128,17 +136,20 @@ pub trait Git {
     fn repo(&self) -> Result<Repo, GitError>;
 
     /// `HEAD`: the branch it names (`symbolic-ref`) and the commit that
-    /// resolves to (`rev-parse --verify`).
+    /// resolves to (`rev-parse --verify`), as one reading: a branch moved
+    /// by git's lock-and-rename is seen at its old commit or its new one.
     fn head(&self, repo: &Repo) -> Result<Head, GitError>;
 
     /// `GIT_INDEX_FILE=index git read-tree BASE` (an empty index when
     /// `None`), `update-index --add --remove` of `paths` from the work tree
     /// (new, modified and deleted files alike; clean filters and the
     /// executable bit applied as `git add` does), then `write-tree`: the
-    /// tree of `BASE` with exactly `paths` replaced. The shared index is
-    /// neither read nor written. `index` is left behind for hooks; the
-    /// caller removes it.
-    fn stage(&self, index: &Path, base: Option<&str>, paths: &[String]) -> Result<Oid, GitError>;
+    /// tree of `BASE` with exactly `paths` replaced, and `diff-index
+    /// --cached BASE`: every path whose entry differs from `BASE`'s. The
+    /// shared index is neither read nor written. `index` is left behind
+    /// for hooks; the caller removes it.
+    fn stage(&self, index: &Path, base: Option<&str>, paths: &[String])
+    -> Result<Staged, GitError>;
 
     /// `git diff-tree -r --no-renames FROM TO`, FROM a commit (`None`: the
     /// empty tree) and TO a tree: every path whose entry differs.

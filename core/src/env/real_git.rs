@@ -7,50 +7,85 @@
 //! of that by construction; libgit2 and gix each implement a subset (the
 //! research probes in `shared/research/git-anchors.md` applied no filters),
 //! and a subtle difference there is a wrong commit, not a slow one. The
-//! price is a process per step (ten per commit, counted in
-//! `reports/commit.md` with its timings); a library backend can join behind
-//! this trait if that ever dominates.
+//! price is a process per step: nine per commit, seven of them in a chain
+//! (`reports/commit.md` has the timings: about twice a plain `git add` +
+//! `git commit`, whose two processes do the same work in-process). A
+//! library backend for the tree and commit steps can join behind this
+//! trait for paths no filter applies to.
 //!
 //! Every command runs with `GIT_LITERAL_PATHSPECS=1` (a file named `*.md`
 //! is that file, not a glob), `LC_ALL=C` (errors are parsed), and
-//! `core.fsync=committed,index` (objects, refs and the index synced before
-//! git renames them into place: a machine crash mid-commit leaves the old
-//! branch or the new one, never a ref naming a lost object).
+//! `core.fsync=committed` (objects and refs synced before git renames them
+//! into place: a machine crash mid-commit leaves the old branch or the new
+//! one, never a ref naming a lost object); the shared index is synced too
+//! when it is written (`committed,index`). Private indexes are not: a
+//! crash throws them away, and syncing them cost a fifth of a commit.
+//!
+//! Where two commands are independent they run side by side (`repo`'s two
+//! questions, `stage`'s tree and diff): a commit is a chain of processes,
+//! and its length is the chain's.
 #![allow(clippy::disallowed_methods)]
 
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
-use super::git::{Change, Entry, Git, GitError, Head, Hook, Oid, RefUpdate, Refresh, Repo};
+use super::git::{Change, Entry, Git, GitError, Head, Hook, Oid, RefUpdate, Refresh, Repo, Staged};
 
 /// git run in one directory.
 #[derive(Clone, Debug)]
 pub struct CliGit {
     dir: PathBuf,
-    program: PathBuf,
     /// The hooks directory, once [`Git::repo`] has found it.
     hooks: OnceLock<PathBuf>,
 }
 
-impl CliGit {
-    /// git as found on `PATH` (or `BATON_GIT`), run in `dir`.
-    pub fn new(dir: impl Into<PathBuf>) -> CliGit {
-        let program =
+/// The git program: `BATON_GIT`, or `git`, looked up on `PATH` once per
+/// process rather than by every spawn (each lookup is a failed `execve`
+/// per directory before git's).
+pub fn program() -> &'static Path {
+    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        let name =
             std::env::var_os("BATON_GIT").map_or_else(|| PathBuf::from("git"), PathBuf::from);
+        if name.components().count() != 1 {
+            return name;
+        }
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        std::env::split_paths(&path)
+            .filter(|dir| dir.is_absolute())
+            .map(|dir| dir.join(&name))
+            .find(|candidate| is_executable(candidate))
+            .unwrap_or(name)
+    })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+impl CliGit {
+    /// git (see [`program`]) run in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> CliGit {
         CliGit {
             dir: dir.into(),
-            program,
             hooks: OnceLock::new(),
         }
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.program);
+        self.command_syncing("committed", args)
+    }
+
+    /// git with `core.fsync` set to `sync`.
+    fn command_syncing(&self, sync: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program());
         c.current_dir(&self.dir)
-            .args(["-c", "core.fsync=committed,index"])
+            .arg("-c")
+            .arg(format!("core.fsync={sync}"))
             .args(args)
             .env("GIT_LITERAL_PATHSPECS", "1")
             .env("LC_ALL", "C")
@@ -59,19 +94,8 @@ impl CliGit {
     }
 
     /// Runs `c` feeding it `input`, collecting its output.
-    fn output(&self, mut c: Command, input: Option<&[u8]>) -> Result<Output, GitError> {
-        if input.is_some() {
-            c.stdin(Stdio::piped());
-        }
-        c.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = c.spawn().map_err(GitError::Spawn)?;
-        if let Some(input) = input {
-            let mut stdin = child.stdin.take().expect("piped");
-            // A command that exits early closes its end: its status says
-            // why, not the broken pipe.
-            let _ = stdin.write_all(input);
-        }
-        child.wait_with_output().map_err(GitError::Spawn)
+    fn output(&self, c: Command, input: Option<&[u8]>) -> Result<Output, GitError> {
+        finish(start(c, input)?)
     }
 
     /// Runs git with `args` (and `input` on stdin); its stdout if it
@@ -109,6 +133,35 @@ impl CliGit {
             Some(1) => Ok(None),
             _ => Err(failed(&["rev-parse", "--verify", &spec], &out)),
         }
+    }
+}
+
+/// Starts `c` and feeds it `input` (small: git reads it all before it
+/// writes much), so that independent commands can run side by side.
+fn start(mut c: Command, input: Option<&[u8]>) -> Result<Child, GitError> {
+    if input.is_some() {
+        c.stdin(Stdio::piped());
+    }
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(GitError::Spawn)?;
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("piped");
+        // A command that exits early closes its end: its status says
+        // why, not the broken pipe.
+        let _ = stdin.write_all(input);
+    }
+    Ok(child)
+}
+
+fn finish(child: Child) -> Result<Output, GitError> {
+    child.wait_with_output().map_err(GitError::Spawn)
+}
+
+fn succeeded(args: &[&str], out: Output) -> Result<Vec<u8>, GitError> {
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(failed(args, &out))
     }
 }
 
@@ -170,28 +223,43 @@ fn parse_raw_diff(out: &[u8]) -> Result<Vec<Change>, GitError> {
     Ok(changes)
 }
 
-/// Parses `ls-tree -r -z` output (`MODE TYPE OID\tPATH\0`) as additions.
-fn parse_ls_tree(out: &[u8]) -> Result<Vec<Change>, GitError> {
+/// Which listing [`parse_listing`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ListingKind {
+    /// `ls-tree -r -z`: `MODE TYPE OID\tPATH`.
+    Tree,
+    /// `ls-files --stage -z`: `MODE OID STAGE\tPATH`.
+    Index,
+}
+
+/// Parses a NUL-separated listing of entries as additions.
+fn parse_listing(out: &[u8], kind: ListingKind) -> Result<Vec<Change>, GitError> {
     let mut changes = Vec::new();
     for line in out.split(|&b| b == 0).filter(|f| !f.is_empty()) {
         let line = text(line)?;
-        let (meta, path) = line
-            .split_once('\t')
-            .ok_or_else(|| GitError::Corrupt(format!("ls-tree: {line:?}")))?;
+        let bad = || GitError::Corrupt(format!("listing: {line:?}"));
+        let (meta, path) = line.split_once('\t').ok_or_else(bad)?;
         let parts: Vec<&str> = meta.split(' ').collect();
-        let [mode, _kind, oid] = parts[..] else {
-            return Err(GitError::Corrupt(format!("ls-tree: {line:?}")));
+        let (mode, oid) = match (kind, &parts[..]) {
+            (ListingKind::Tree, [mode, _kind, oid]) => (mode, oid),
+            (ListingKind::Index, [mode, oid, _stage]) => (mode, oid),
+            _ => return Err(bad()),
         };
         changes.push(Change {
             path: path.to_owned(),
             old: None,
             new: Some(Entry {
-                mode: mode.to_owned(),
-                oid: oid.to_owned(),
+                mode: (*mode).to_owned(),
+                oid: (*oid).to_owned(),
             }),
         });
     }
     Ok(changes)
+}
+
+/// A full object id (SHA-1 or SHA-256), as refs hold them.
+fn is_oid(s: &str) -> bool {
+    matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl Git for CliGit {
@@ -206,7 +274,11 @@ impl Git for CliGit {
             "--is-bare-repository",
             "--show-toplevel",
         ];
-        let out = self.output(self.command(&args), None)?;
+        let sign = ["config", "--type=bool", "--get", "commit.gpgSign"];
+        // Two independent questions, asked side by side.
+        let dirs = start(self.command(&args), None)?;
+        let sign = start(self.command(&sign), None)?;
+        let (out, sign) = (finish(dirs)?, finish(sign)?);
         let stdout = text(&out.stdout)?;
         let lines: Vec<&str> = stdout.lines().collect();
         if !out.status.success() {
@@ -221,10 +293,6 @@ impl Git for CliGit {
         let [git_dir, common_dir, hooks, _bare, work_tree] = lines[..] else {
             return Err(GitError::Corrupt(format!("rev-parse printed {stdout:?}")));
         };
-        let sign = self.output(
-            self.command(&["config", "--type=bool", "--get", "commit.gpgSign"]),
-            None,
-        )?;
         let _ = self.hooks.set(PathBuf::from(hooks));
         Ok(Repo {
             work_tree: PathBuf::from(work_tree),
@@ -236,26 +304,42 @@ impl Git for CliGit {
     }
 
     fn head(&self, repo: &Repo) -> Result<Head, GitError> {
-        // HEAD is a loose file in both ref backends; reftable leaves a
-        // placeholder there and symbolic-ref must be asked.
+        // HEAD and branches are read as git's files backend stores them (a
+        // process each would be a fifth of a commit's time); reftable
+        // leaves a placeholder in HEAD, and git is asked.
         let file = std::fs::read(repo.git_dir.join("HEAD")).map_err(GitError::Spawn)?;
         let file = text(&file)?.trim();
-        let branch = match file.strip_prefix("ref: ") {
-            Some("refs/heads/.invalid") => {
-                let out = self.output(self.command(&["symbolic-ref", "-q", "HEAD"]), None)?;
-                out.status
-                    .success()
-                    .then(|| text(&out.stdout).map(|s| s.trim().to_owned()))
-                    .transpose()?
+        let Some(name) = file.strip_prefix("ref: ") else {
+            if !is_oid(file) {
+                return Err(GitError::Corrupt(format!("HEAD holds {file:?}")));
             }
-            Some(name) => Some(name.to_owned()),
-            None => None,
+            return Ok(Head {
+                branch: None,
+                commit: Some(file.to_owned()),
+            });
         };
-        let commit = self.rev(branch.as_deref().unwrap_or("HEAD"))?;
-        Ok(Head { branch, commit })
+        if name == "refs/heads/.invalid" {
+            let out = self.output(self.command(&["symbolic-ref", "-q", "HEAD"]), None)?;
+            let branch = out
+                .status
+                .success()
+                .then(|| text(&out.stdout).map(|s| s.trim().to_owned()))
+                .transpose()?;
+            let commit = self.rev(branch.as_deref().unwrap_or("HEAD"))?;
+            return Ok(Head { branch, commit });
+        }
+        Ok(Head {
+            branch: Some(name.to_owned()),
+            commit: self.branch(repo, name)?,
+        })
     }
 
-    fn stage(&self, index: &Path, base: Option<&str>, paths: &[String]) -> Result<Oid, GitError> {
+    fn stage(
+        &self,
+        index: &Path,
+        base: Option<&str>,
+        paths: &[String],
+    ) -> Result<Staged, GitError> {
         match base {
             Some(base) => self.run_indexed(index, &["read-tree", base], None)?,
             None => self.run_indexed(index, &["read-tree", "--empty"], None)?,
@@ -265,8 +349,28 @@ impl Git for CliGit {
             &["update-index", "--add", "--remove", "-z", "--stdin"],
             Some(&nul_list(paths)),
         )?;
-        let tree = self.run_indexed(index, &["write-tree"], None)?;
-        Ok(text(&tree)?.trim().to_owned())
+        // write-tree and the diff both only read the private index (git
+        // takes its lock to cache the trees it wrote): side by side.
+        let write = ["write-tree"];
+        let diff: &[&str] = match base {
+            Some(base) => &["diff-index", "--cached", "-r", "-z", "--no-renames", base],
+            None => &["ls-files", "--stage", "-z"],
+        };
+        let with_index = |args: &[&str]| {
+            let mut c = self.command(args);
+            c.env("GIT_INDEX_FILE", index);
+            c
+        };
+        let tree = start(with_index(&write), None)?;
+        let changes = start(with_index(diff), None)?;
+        let (tree, changes) = (finish(tree)?, finish(changes)?);
+        let tree = text(&succeeded(&write, tree)?)?.trim().to_owned();
+        let changes = succeeded(diff, changes)?;
+        let changes = match base {
+            Some(_) => parse_raw_diff(&changes)?,
+            None => parse_listing(&changes, ListingKind::Index)?,
+        };
+        Ok(Staged { tree, changes })
     }
 
     fn diff(&self, from: Option<&str>, to: &str) -> Result<Vec<Change>, GitError> {
@@ -275,7 +379,10 @@ impl Git for CliGit {
                 let out = self.run(&["diff-tree", "-r", "-z", "--no-renames", from, to], None)?;
                 parse_raw_diff(&out)
             }
-            None => parse_ls_tree(&self.run(&["ls-tree", "-r", "-z", to], None)?),
+            None => parse_listing(
+                &self.run(&["ls-tree", "-r", "-z", to], None)?,
+                ListingKind::Tree,
+            ),
         }
     }
 
@@ -339,7 +446,8 @@ impl Git for CliGit {
             }
         }
         let args = ["update-index", "-z", "--index-info"];
-        let out = self.output(self.command(&args), Some(&input))?;
+        let shared = self.command_syncing("committed,index", &args);
+        let out = self.output(shared, Some(&input))?;
         if out.status.success() {
             Ok(Refresh::Done)
         } else if String::from_utf8_lossy(&out.stderr).contains("index.lock") {
@@ -410,6 +518,47 @@ impl Git for CliGit {
 }
 
 impl CliGit {
+    /// The commit branch `name` (`refs/heads/...`) points at, as git's
+    /// files backend stores it: the loose ref in the common directory, else
+    /// its line in `packed-refs` (`pack-refs` writes that before removing
+    /// the loose file, so reading in this order never misses a branch).
+    /// Anything unusual (a symbolic branch, an odd name) is git's to read.
+    fn branch(&self, repo: &Repo, name: &str) -> Result<Option<Oid>, GitError> {
+        let plain = name.starts_with("refs/heads/")
+            && name
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..");
+        if !plain {
+            return self.rev(name);
+        }
+        match std::fs::read(repo.common_dir.join(name)) {
+            Ok(bytes) => {
+                let oid = text(&bytes)?.trim();
+                return if is_oid(oid) {
+                    Ok(Some(oid.to_owned()))
+                } else {
+                    self.rev(name)
+                };
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => return self.rev(name),
+        }
+        let packed = match std::fs::read(repo.common_dir.join("packed-refs")) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(GitError::Spawn(e)),
+        };
+        for line in text(&packed)?.lines() {
+            if let Some((oid, refname)) = line.split_once(' ')
+                && refname == name
+                && is_oid(oid)
+            {
+                return Ok(Some(oid.to_owned()));
+            }
+        }
+        Ok(None)
+    }
+
     /// The hook `name` as git would find it: `hooks` under `core.hooksPath`
     /// or the git directory, as `rev-parse --git-path` resolved it.
     fn hook_path(&self, name: &str) -> Result<PathBuf, GitError> {
