@@ -410,6 +410,22 @@ fn a_killed_txn_leaves_a_sound_repository_a_named_refusal_and_a_recovery() {
     let out = run(baton(d).args(["txn", "--recover", &name, "--restore"]));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(git(d, &["status", "--porcelain"]), "");
+    // A dead transaction whose scope a person already put back: restoring
+    // it touches nothing else the person has edited (an empty path list
+    // once meant "every path" to git), even beside a stale index.lock.
+    let name = kill_txn_mid_edit(d, "state.json", "reverted", "junk");
+    git(d, &["checkout", "--", "state.json"]);
+    std::fs::write(d.join("TODO.md"), "a person's unsaved work\n").unwrap();
+    std::fs::write(d.join(".git/index.lock"), "").unwrap();
+    let out = run(baton(d).args(["txn", "--recover", &name, "--restore"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(d.join("TODO.md")).unwrap(),
+        "a person's unsaved work\n"
+    );
+    std::fs::remove_file(d.join(".git/index.lock")).unwrap();
+    assert_eq!(git(d, &["status", "--porcelain"]), " M TODO.md\n");
+    assert_eq!(stdout(&run(baton(d).args(["txn", "--list"]))), "");
 }
 
 /// Runs a txn over `file` whose command appends `line` and then sleeps,

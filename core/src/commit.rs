@@ -242,7 +242,7 @@ pub fn pending<E: Env, G: Git>(
 
 /// A file in `$GIT_DIR/baton/` named after this process, so a later commit
 /// can tell a dead process's leftover from a live one's.
-fn own_file<E: Env>(env: &E, repo: &Repo, kind: &str) -> PathBuf {
+pub(crate) fn own_file<E: Env>(env: &E, repo: &Repo, kind: &str) -> PathBuf {
     let me = env.identity();
     repo.git_dir.join("baton").join(format!(
         "{kind}.{}.{}.{:08x}",
@@ -320,7 +320,7 @@ pub fn clean_message(message: &str) -> String {
 }
 
 /// Removes `path`, which this process made; it may never have been.
-fn discard<E: Env>(env: &E, path: &Path) {
+pub(crate) fn discard<E: Env>(env: &E, path: &Path) {
     let _ = env.remove_file(path);
     let mut lock = path.as_os_str().to_owned();
     lock.push(".lock");

@@ -447,7 +447,10 @@ pub fn recover<E: Env, G: Git>(
         Recovery::Restore => {
             let head = git.head(repo)?;
             let paths = dirty(env, git, repo, &head, scope)?;
-            git.restore(head.commit.as_deref(), &paths)?;
+            let index = commit::own_file(env, repo, "index");
+            let restored = git.restore(&index, head.commit.as_deref(), &paths);
+            commit::discard(env, &index);
+            restored?;
             // git writes the work tree without fsync: the restored files
             // must be durable before the journal that names them goes, or
             // a machine crash brings the edits back with no journal (the

@@ -237,6 +237,11 @@ fn read_index(fs: &SimFs, path: &Path) -> io::Result<Tree> {
     }
 }
 
+/// The shared index (`.git/index`), as a flat tree of what it stages.
+pub fn read_shared_index(fs: &SimFs) -> io::Result<Tree> {
+    read_index(fs, &git_path("index"))
+}
+
 fn index_lock() -> PathBuf {
     git_path("index.lock")
 }
@@ -298,6 +303,16 @@ impl<'e> SimGit<'e> {
                     return Err(locked());
                 }
                 let mut index = read_index(fs, &git_path("index"))?;
+                // "pathspec did not match any files": a path neither in the
+                // work tree nor staged fails the whole command.
+                for p in paths {
+                    if !index.contains_key(p) && fs.metadata(&Path::new(WORK).join(p)).is_err() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::NotFound,
+                            format!("pathspec {p}"),
+                        ));
+                    }
+                }
                 stage_into(fs, &mut index, paths, now)?;
                 durable_put(fs, &git_path("index"), &tree_text(&index), now)?;
                 Ok(String::new())
@@ -470,6 +485,10 @@ impl Git for SimGit<'_> {
         let out = self
             .env
             .git_command(&|| "git update-index --index-info".into(), |fs, now| {
+                // git takes the lock only once it has an entry to write.
+                if changes.is_empty() {
+                    return Ok("done".to_owned());
+                }
                 if fs.metadata(&index_lock()).is_ok() {
                     return Ok("locked".to_owned());
                 }
@@ -500,7 +519,12 @@ impl Git for SimGit<'_> {
         Ok(Hook::Absent)
     }
 
-    fn restore(&self, commit: Option<&str>, paths: &[String]) -> Result<(), GitError> {
+    fn restore(
+        &self,
+        _index: &Path,
+        commit: Option<&str>,
+        paths: &[String],
+    ) -> Result<(), GitError> {
         self.env
             .git_command(&|| format!("git restore {}", paths.join(" ")), |fs, now| {
                 let tree = tree_of(fs, commit)?;

@@ -181,7 +181,7 @@ pub trait Git {
     /// change, drop the path's entries and enter its new blob (if any).
     /// git takes `index.lock` before it reads the index, so entries other
     /// processes staged meanwhile are kept. Fails fast (`Locked`) if the
-    /// lock exists.
+    /// lock exists, unless `changes` is empty (git locks only to write).
     fn refresh_index(&self, changes: &[Change]) -> Result<Refresh, GitError>;
 
     /// `git hook run --ignore-missing NAME -- ARGS` with `GIT_INDEX_FILE`
@@ -189,7 +189,11 @@ pub trait Git {
     fn run_hook(&self, name: &str, index: Option<&Path>, args: &[&str]) -> Result<Hook, GitError>;
 
     /// Puts `paths` in the work tree back to `commit`'s content (`git
-    /// restore --source --worktree`), removing those it does not hold. The
-    /// index is not touched.
-    fn restore(&self, commit: Option<&str>, paths: &[String]) -> Result<(), GitError>;
+    /// restore --source --worktree`), removing those it does not hold; no
+    /// paths, nothing touched. The shared index is neither read nor
+    /// locked (git's restore locks whichever index it is given: `index`
+    /// is a private one, which the caller removes), so a stale
+    /// `index.lock` cannot stop a recovery.
+    fn restore(&self, index: &Path, commit: Option<&str>, paths: &[String])
+    -> Result<(), GitError>;
 }

@@ -490,7 +490,16 @@ impl Git for CliGit {
         })
     }
 
-    fn restore(&self, commit: Option<&str>, paths: &[String]) -> Result<(), GitError> {
+    fn restore(
+        &self,
+        index: &Path,
+        commit: Option<&str>,
+        paths: &[String],
+    ) -> Result<(), GitError> {
+        if paths.is_empty() {
+            // `ls-tree` and `restore` with no path mean every path.
+            return Ok(());
+        }
         let mut present = Vec::new();
         if let Some(commit) = commit {
             let mut args = vec!["ls-tree", "-z", "--name-only", commit, "--"];
@@ -511,7 +520,7 @@ impl Git for CliGit {
             let source = format!("--source={commit}");
             let mut args = vec!["restore", source.as_str(), "--worktree", "--"];
             args.extend(present.iter().map(String::as_str));
-            self.run(&args, None)?;
+            self.run_indexed(index, &args, None)?;
         }
         Ok(())
     }
