@@ -313,3 +313,47 @@ fn claims_shared_json_model_counterexample_double_claims_in_the_simulator() {
         .collect();
     assert_followed(&calls[..4], &guide);
 }
+
+/// The commit models' actions as the field scenarios' calls: an edit is
+/// the read that starts it (the write follows before that process's next
+/// guided call), `git add` and `git commit` are one git command each, and
+/// the seed's lock is its kernel lock.
+fn commit_site(action: &str) -> Site {
+    match action {
+        "EditOwn" | "EditShared" => Site::Rename,
+        "Add" | "Commit" => Site::Git,
+        "Lock" => Site::TryLock,
+        other => panic!("unmapped model action {other}"),
+    }
+}
+
+#[test]
+fn commit_models_counterexamples_cross_commits_in_the_simulator() {
+    for model in ["commit-shared-index", "commit-lock-staging"] {
+        let (guide, report) = replay(model, Invariant::NoCrossCommit, Some(1), commit_site);
+        // As in the model: task 1's commit carries task 0's edit of the
+        // shared file, which task 0 never committed itself by then.
+        let v = report.violation.as_ref().unwrap();
+        assert!(
+            v.detail.contains("commit of task p1-")
+                && v.detail.contains("\"p0-")
+                && v.detail.contains("TODO.md"),
+            "{model}: {}",
+            v.detail
+        );
+        // The model's steps, made by its processes in its order. (Under
+        // the shared index, p0's own `git add` may land in the 2 ms that
+        // p1's `git commit` takes to start: not a guided step.)
+        let calls: Vec<&String> = report
+            .trace
+            .iter()
+            .filter(|l| {
+                ["rename(", "try_lock(", "git add", "git commit"]
+                    .iter()
+                    .any(|c| l.contains(c))
+            })
+            .filter(|l| !(l.contains(" p0 ") && l.contains("git add")))
+            .collect();
+        assert_followed(&calls[..guide.len()], &guide);
+    }
+}
