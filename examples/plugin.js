@@ -2,36 +2,33 @@
 //
 // Four copies of a plugin loaded at once used to each believe they were
 // primary and write every log line four times (seed 001). Here each copy
-// starts `baton elect` and reads its JSON events: it logs only after
-// `elected`, so exactly one copy writes each line.
+// campaigns through the baton client: it logs only inside a term, and the
+// term's AbortSignal stops it the moment the term ends, however it ends.
 //
 //   node examples/plugin.js DIR LOGFILE NAME [EVENTS]
 //
-// BATON names the baton binary (default: `baton` on PATH).
+// BATON names the baton binary (default: `baton` on PATH). In a project of
+// your own: `npm install /path/to/baton/clients/node`, then
+// `require('baton-client')`.
 'use strict';
-const { spawn } = require('node:child_process');
-const readline = require('node:readline');
 const fs = require('node:fs');
+const { elect } = require('../clients/node');
 
 const [dir, logFile, name, events = '5'] = process.argv.slice(2);
-const baton = process.env.BATON || 'baton';
-const elect = spawn(baton, ['elect', '--dir', dir, '--id', name], {
-  stdio: ['pipe', 'pipe', 'inherit'],
-});
 
-let epoch = null; // set while this instance is primary
-let leaving = false;
-readline.createInterface({ input: elect.stdout }).on('line', (line) => {
-  const event = JSON.parse(line);
-  // An `elected` read after this instance chose to leave is stale.
-  if (event.event === 'elected' && !leaving) {
-    epoch = event.epoch;
+let term = null; // while primary: the term's AbortSignal
+const election = elect({
+  dir,
+  id: name,
+  onElected: (epoch, signal) => {
+    term = signal;
     log(`primary ${name} epoch ${epoch}`);
-  }
+  },
+  onLost: (epoch) => console.error(`${name}: lost the term of epoch ${epoch}`),
 });
 
 function log(message) {
-  if (epoch !== null) fs.appendFileSync(logFile, `${message}\n`);
+  if (term && !term.aborted) fs.appendFileSync(logFile, `${message}\n`);
 }
 
 // Every instance sees every "tool call"; only the primary logs it.
@@ -41,10 +38,7 @@ const timer = setInterval(() => {
   log(`event ${n} by ${name}`);
   if (n === Number(events)) {
     clearInterval(timer);
-    leaving = true;
-    epoch = null; // stop acting before leaving the election
-    elect.stdin.end();
+    // Stops acting (the term aborts) before leaving the election.
+    void election.resign();
   }
 }, 100);
-
-elect.on('exit', (code) => process.exit(code ?? 1));

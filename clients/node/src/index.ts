@@ -1,5 +1,6 @@
-// baton-client: baton's locks, elections, state updates and claims for
-// Node programs, without hand-parsing a child process's JSON lines.
+// baton-client: baton's locks, elections, state updates, claims, scoped
+// commits and transactions for Node programs, without hand-parsing a child
+// process's JSON lines.
 //
 // Every call runs the `baton` binary (found through the BATON environment
 // variable, then PATH) and turns its exit code and its one-line error into
@@ -284,6 +285,147 @@ export async function who(path: string, opts: ClaimOptions = {}): Promise<Claim[
   const r = await run(args, opts);
   if (r.code !== 0 && r.code !== Exit.unavailable) throw failure(r, args);
   return (JSON.parse(r.stdout) as { claims: Claim[] }).claims;
+}
+
+// ----- commits ---------------------------------------------------------
+
+/** One path a commit changed. */
+export interface CommitChange {
+  path: string;
+  status: "added" | "modified" | "deleted";
+}
+
+/** A published commit, as `baton commit --json` reports it. */
+export interface CommitResult {
+  /** The new commit's id. */
+  commit: string;
+  /** The commit it was made on (null for the first commit). */
+  parent: string | null;
+  /** The ref moved: `refs/heads/...`, or `HEAD` when detached. */
+  ref: string;
+  changes: CommitChange[];
+  /** Compare-and-swap rounds it took (1 when nobody else committed). */
+  attempts: number;
+  /** "refreshed", or "stale" when git's index.lock kept the index behind. */
+  index: string;
+  /** Changed paths were checked to be within those given, before publishing. */
+  validated: boolean;
+  /** How long baton took, in milliseconds. */
+  ms: number;
+}
+
+export interface CommitOptions extends CallOptions {
+  /** Commit even if the paths already match HEAD. */
+  allowEmpty?: boolean;
+  /** Skip git's commit hooks. */
+  noVerify?: boolean;
+  /** Commit onto a detached HEAD (refused otherwise). */
+  detachOk?: boolean;
+}
+
+function commitFlags(opts: CommitOptions): string[] {
+  const args: string[] = [];
+  if (opts.cwd) args.push("-C", opts.cwd);
+  if (opts.noVerify) args.push("--no-verify");
+  if (opts.detachOk) args.push("--detach-ok");
+  return args;
+}
+
+function committed(stdout: string): CommitResult | null {
+  for (const line of stdout.split("\n")) {
+    if (!line) continue;
+    const { event, ...result } = JSON.parse(line) as CommitResult & { event: string };
+    if (event === "committed") return result;
+  }
+  return null;
+}
+
+/**
+ * Commits exactly `paths` (relative to `cwd`) onto the current branch,
+ * whatever else is staged, with no global lock. Throws a BatonError: exit 1
+ * for nothing to commit or a refusal (its message says which), exit 75 if
+ * other commits kept landing first.
+ */
+export async function commit(
+  paths: string[],
+  message: string,
+  opts: CommitOptions = {},
+): Promise<CommitResult> {
+  const args = ["--json", "commit", ...commitFlags(opts), "-m", message];
+  if (opts.allowEmpty) args.push("--allow-empty");
+  args.push("--", ...paths);
+  const result = committed(await runOk(args, { ...opts, cwd: undefined }));
+  if (result === null) throw new BatonError("baton: commit: no commit reported", null, args);
+  return result;
+}
+
+export interface TxnOptions extends CommitOptions {
+  /** Seconds to wait for an overlapping transaction (default: do not wait). */
+  wait?: number;
+  /** This instance's id (default: BATON_ID). */
+  id?: string;
+  /** Fail, committing nothing, if `fn` changed files outside the scope. */
+  strict?: boolean;
+}
+
+/**
+ * A transaction: claims `scope` (all or nothing; overlapping scopes wait or
+ * fail with `unavailable`), checks it matches HEAD, runs `fn` (which edits
+ * the scope), then commits exactly the scope with `message`. Resolves with
+ * the commit, or null when `fn` changed nothing. If `fn` throws, nothing is
+ * committed, its edits stay in the work tree under the transaction's
+ * journal (`baton txn --recover`), and its error is rethrown.
+ */
+export async function txn<T = void>(
+  scope: string[],
+  message: string,
+  fn: () => Promise<T> | T,
+  opts: TxnOptions = {},
+): Promise<CommitResult | null> {
+  const args = ["--json", "txn", ...commitFlags(opts)];
+  if (opts.wait !== undefined) args.push("-w", String(opts.wait));
+  if (opts.id) args.push("--id", opts.id);
+  if (opts.strict) args.push("--strict");
+  args.push("-m", message, "--scope", ...scope);
+  // The command baton runs is the caller's fn: it waits for our verdict on
+  // its stdin, and fails (so nothing is committed) unless fn succeeded.
+  args.push("--", "sh", "-c", 'read verdict; test "$verdict" = ok');
+  const child = spawn(opts.baton ?? findBaton(), args, {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => (stdout += d));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", resolve);
+  });
+  const began = await new Promise<boolean>((resolve) => {
+    createInterface({ input: child.stderr! }).on("line", (line) => {
+      stderr += `${line}\n`;
+      try {
+        if (JSON.parse(line).event === "began") resolve(true);
+      } catch {
+        // An error or warning line: reported when baton exits.
+      }
+    });
+    void exited.then(() => resolve(false));
+  });
+  if (!began) {
+    const code = await exited;
+    throw failure({ code, stdout, stderr }, args);
+  }
+  let thrown: { error: unknown } | null = null;
+  try {
+    await fn();
+  } catch (error) {
+    thrown = { error };
+  }
+  child.stdin!.end(thrown ? "failed\n" : "ok\n");
+  const code = await exited;
+  if (thrown) throw thrown.error;
+  if (code !== 0) throw failure({ code, stdout, stderr }, args);
+  return committed(stdout);
 }
 
 // ----- elections -------------------------------------------------------

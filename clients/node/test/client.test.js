@@ -145,3 +145,114 @@ test('a missing binary is one clear error naming BATON and PATH', () => {
   assert.throws(() => baton.findBaton({ PATH: '/nonexistent' }), /BATON.*PATH/);
   assert.throws(() => baton.findBaton({ BATON: '/no/such/baton' }), /BATON=\/no\/such\/baton/);
 });
+
+const { execFileSync } = require('node:child_process');
+const git = (dir, ...args) => execFileSync('git', args, { cwd: dir, encoding: 'utf8' });
+
+function repo() {
+  const dir = tmp();
+  git(dir, 'init', '-q', '-b', 'main');
+  git(dir, 'config', 'user.name', 't');
+  git(dir, 'config', 'user.email', 't@example.com');
+  git(dir, 'config', 'commit.gpgSign', 'false');
+  fs.writeFileSync(path.join(dir, 'TODO.md'), '# TODO\n');
+  fs.writeFileSync(path.join(dir, 'state.json'), '{}\n');
+  git(dir, 'add', '-A');
+  git(dir, 'commit', '-qm', 'init');
+  return dir;
+}
+
+test('commit: exactly the paths given, whatever else is staged; typed refusals', async () => {
+  const dir = repo();
+  fs.writeFileSync(path.join(dir, 'TODO.md'), '# TODO\n- mine\n');
+  fs.writeFileSync(path.join(dir, 'other.txt'), 'staged by someone else\n');
+  git(dir, 'add', 'other.txt');
+  const c = await baton.commit(['TODO.md'], 'task 306: TODO', { cwd: dir });
+  assert.deepEqual(c.changes, [{ path: 'TODO.md', status: 'modified' }]);
+  assert.equal(c.validated, true);
+  assert.equal(c.ref, 'refs/heads/main');
+  assert.equal(git(dir, 'rev-parse', 'HEAD').trim(), c.commit);
+  assert.equal(git(dir, 'show', '--name-only', '--format=', 'HEAD'), 'TODO.md\n');
+  assert.equal(git(dir, 'diff', '--cached', '--name-only'), 'other.txt\n', 'still staged');
+  await assert.rejects(baton.commit(['TODO.md'], 'again', { cwd: dir }), (e) => {
+    assert.ok(e instanceof baton.BatonError);
+    assert.equal(e.exitCode, 1);
+    assert.match(e.message, /nothing to commit/);
+    return true;
+  });
+});
+
+test('txn: concurrent tasks on one TODO.md commit exactly their own line, a throw commits nothing', async () => {
+  const dir = repo();
+  const todo = path.join(dir, 'TODO.md');
+  const results = await Promise.all(
+    [1, 2, 3, 4].map((i) =>
+      baton.txn(
+        ['TODO.md'],
+        `task ${i}`,
+        async () => {
+          const text = fs.readFileSync(todo, 'utf8');
+          await sleep(30);
+          fs.writeFileSync(todo, `${text}- task ${i}\n`);
+        },
+        { cwd: dir, wait: 30 },
+      ),
+    ),
+  );
+  for (const [n, c] of results.entries()) {
+    assert.ok(c, `task ${n + 1} committed`);
+    const diff = git(dir, 'show', '--format=', '-U0', c.commit)
+      .split('\n')
+      .filter((l) => l.startsWith('+') && !l.startsWith('+++'));
+    assert.deepEqual(diff, [`+- task ${n + 1}`]);
+  }
+  assert.equal(fs.readFileSync(todo, 'utf8').split('\n').length, 6, 'nothing lost');
+  const thrown = new Error('the task failed');
+  await assert.rejects(
+    baton.txn(['state.json'], 'doomed', () => {
+      fs.writeFileSync(path.join(dir, 'state.json'), '{"half": true}\n');
+      throw thrown;
+    }, { cwd: dir }),
+    (e) => e === thrown,
+  );
+  assert.equal(git(dir, 'rev-list', '--count', 'HEAD').trim(), '5', 'init and four tasks: nothing for the doomed one');
+  // Its edit stays for a person to decide; the next txn over it says so.
+  await assert.rejects(baton.txn(['state.json'], 'next', () => {}, { cwd: dir }), (e) => {
+    assert.equal(e.exitCode, 1);
+    assert.match(e.message, /differs from HEAD in state\.json.*--recover/);
+    return true;
+  });
+});
+
+test('examples/plugin.js: four copies, each event logged once, by the primary of its term', async () => {
+  const dir = tmp();
+  const log = path.join(dir, 'realtime.log');
+  const example = path.resolve(__dirname, '../../../examples/plugin.js');
+  const { spawn } = require('node:child_process');
+  const exits = [0, 1, 2, 3].map(
+    (i) =>
+      new Promise((resolve) => {
+        const p = spawn(process.execPath, [example, path.join(dir, 'election'), log, `plugin-${i}`, '8'], {
+          stdio: 'inherit',
+        });
+        p.on('close', resolve);
+      }),
+  );
+  assert.deepEqual(await Promise.all(exits), [0, 0, 0, 0]);
+  // Terms follow each other with rising epochs (a standby takes over when
+  // the primary leaves), and only the term's primary logs in it.
+  let primary = null;
+  let logged = 0;
+  const text = fs.readFileSync(log, 'utf8');
+  for (const line of text.trim().split('\n')) {
+    const m = /^primary (\S+) epoch (\d+)$/.exec(line);
+    if (m) {
+      assert.ok(primary === null || primary.epoch < Number(m[2]), text);
+      primary = { name: m[1], epoch: Number(m[2]) };
+    } else {
+      assert.equal(line.split(' by ')[1], primary?.name, text);
+      logged += 1;
+    }
+  }
+  assert.ok(logged >= 3, `the primary logged its events:\n${text}`);
+});
