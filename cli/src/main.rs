@@ -10,6 +10,7 @@ mod claim_cmd;
 mod commit_cmd;
 mod elect_cmd;
 mod exit;
+mod guard_cmd;
 mod lock_cmd;
 mod model_cmd;
 mod report;
@@ -69,6 +70,10 @@ enum Command {
     /// scope, release: overlapping scopes serialise, disjoint ones run in
     /// parallel (`--list`, `--recover TXN` for dead ones).
     Txn(txn_cmd::TxnArgs),
+    /// Edit guard for coding agents' pre-tool-use hooks: reads the tool
+    /// call on stdin, denies an edit of a file another instance claims
+    /// (naming it), and with --claim claims the files for the caller.
+    Guard(guard_cmd::GuardArgs),
     /// Remove the member files of dead instances, saying why.
     Reap(elect_cmd::ReapArgs),
     /// Run the deterministic simulator over the catalogue (or one
@@ -94,6 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Status(args) => status_cmd::run(args, cli.json),
         Command::Commit(args) => commit_cmd::run(args, report),
         Command::Txn(args) => txn_cmd::run(args, cli.json),
+        Command::Guard(args) => guard_cmd::run(args),
         Command::Reap(args) => elect_cmd::reap(args, cli.json),
         Command::Sim(args) => sim_cmd::run(args, cli.json),
         Command::Model(args) => model_cmd::run(args, cli.json),
