@@ -97,22 +97,24 @@ pub fn change_json(c: &Change) -> Value {
     json!({ "path": c.path, "status": status })
 }
 
+/// The `committed` event: what `--json` prints and MCP's `commit` returns.
+pub fn committed_json(c: &Committed, took: Duration) -> Value {
+    json!({
+        "event": "committed", "commit": c.commit, "parent": c.parent,
+        "ref": c.target, "changes": c.changes.iter().map(change_json).collect::<Vec<_>>(),
+        "validated": true, "attempts": c.attempts,
+        "index": if c.index == Refresh::Locked { "stale" } else { "refreshed" },
+        "ms": took.as_millis() as u64,
+    })
+}
+
 /// Tells what was committed, and warns when the shared index is stale.
 pub fn report_committed(c: &Committed, subject: &str, took: Duration, json_mode: bool) {
     let branch = c.target.strip_prefix("refs/heads/").unwrap_or(&c.target);
     let short = &c.commit[..c.commit.len().min(7)];
     let stale = c.index == Refresh::Locked;
     if json_mode {
-        report::stdout_line(
-            &json!({
-                "event": "committed", "commit": c.commit, "parent": c.parent,
-                "ref": c.target, "changes": c.changes.iter().map(change_json).collect::<Vec<_>>(),
-                "validated": true, "attempts": c.attempts,
-                "index": if stale { "stale" } else { "refreshed" },
-                "ms": took.as_millis() as u64,
-            })
-            .to_string(),
-        );
+        report::stdout_line(&committed_json(c, took).to_string());
     } else {
         let n = c.changes.len();
         report::stdout_line(&format!(

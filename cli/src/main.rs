@@ -12,6 +12,7 @@ mod elect_cmd;
 mod exit;
 mod guard_cmd;
 mod lock_cmd;
+mod mcp_cmd;
 mod model_cmd;
 mod report;
 mod sim_cmd;
@@ -74,6 +75,9 @@ enum Command {
     /// call on stdin, denies an edit of a file another instance claims
     /// (naming it), and with --claim claims the files for the caller.
     Guard(guard_cmd::GuardArgs),
+    /// Serve the Model Context Protocol over stdio: claim, release, who,
+    /// status, state_get, state_update and commit as tools for an agent.
+    Mcp(mcp_cmd::McpArgs),
     /// Remove the member files of dead instances, saying why.
     Reap(elect_cmd::ReapArgs),
     /// Run the deterministic simulator over the catalogue (or one
@@ -100,6 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Commit(args) => commit_cmd::run(args, report),
         Command::Txn(args) => txn_cmd::run(args, cli.json),
         Command::Guard(args) => guard_cmd::run(args),
+        Command::Mcp(args) => mcp_cmd::run(args),
         Command::Reap(args) => elect_cmd::reap(args, cli.json),
         Command::Sim(args) => sim_cmd::run(args, cli.json),
         Command::Model(args) => model_cmd::run(args, cli.json),

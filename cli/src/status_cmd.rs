@@ -70,6 +70,9 @@ fn render(
     claims_dir: Option<PathBuf>,
     json_mode: bool,
 ) -> anyhow::Result<String> {
+    if json_mode {
+        return Ok(view_json(env, election, claims_dir)?.to_string());
+    }
     let (claims, _) = claims_of(env, claims_dir)?;
     let claim_list = claims.status(env)?;
     let has_election = env.symlink_metadata(&election.dir).is_ok_and(|m| m.is_dir);
@@ -78,13 +81,6 @@ fn render(
     } else {
         None
     };
-    if json_mode {
-        let claims_json: Vec<Value> = claim_list.iter().map(claim_json).collect();
-        let mut v = election_view.map_or_else(|| json!({}), |(j, _)| j);
-        v["claims_dir"] = json!(claims.dir);
-        v["claims"] = json!(claims_json);
-        return Ok(v.to_string());
-    }
     let mut out = String::new();
     if let Some((_, text)) = election_view {
         out.push_str(&text);
@@ -115,6 +111,26 @@ fn render(
         );
     }
     Ok(out)
+}
+
+/// The whole view as one JSON object: the election (if there is one) and
+/// every claim.
+pub fn view_json(
+    env: &RealEnv,
+    election: &Election,
+    claims_dir: Option<PathBuf>,
+) -> anyhow::Result<Value> {
+    let (claims, _) = claims_of(env, claims_dir)?;
+    let claim_list = claims.status(env)?;
+    let has_election = env.symlink_metadata(&election.dir).is_ok_and(|m| m.is_dir);
+    let mut v = if has_election {
+        election_view(env, election)?.0
+    } else {
+        json!({})
+    };
+    v["claims_dir"] = json!(claims.dir);
+    v["claims"] = json!(claim_list.iter().map(claim_json).collect::<Vec<_>>());
+    Ok(v)
 }
 
 fn claim_json(c: &ClaimStatus) -> Value {
