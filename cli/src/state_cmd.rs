@@ -3,7 +3,7 @@
 //! `baton_core::state`).
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -58,8 +58,15 @@ pub struct UpdateArgs {
     pub mode: ModeArg,
     /// The state file (JSON).
     pub file: PathBuf,
+    /// Exchange the documents over baton's own stdin and stdout instead of
+    /// running CMD, one JSON line each way: baton writes
+    /// `{"event":"old","document":DOC}` and reads the new document as one
+    /// line (EOF or an empty line: nothing changes, exit 1). With --cas a
+    /// lost race asks again. For clients in other languages.
+    #[arg(long, conflicts_with = "cmd")]
+    pub stdio: bool,
     /// The command mapping the old document (stdin) to the new (stdout).
-    #[arg(last = true, required = true, value_name = "CMD")]
+    #[arg(last = true, required_unless_present = "stdio", value_name = "CMD")]
     pub cmd: Vec<OsString>,
 }
 
@@ -107,7 +114,13 @@ fn update(env: &RealEnv, args: UpdateArgs, report: Reporter) -> anyhow::Result<E
         &args.file,
         &opts,
         &mut |e| report.lock_event(&e),
-        |old| run_command(&args.cmd, old),
+        |old| {
+            if args.stdio {
+                exchange(&args.file, old)
+            } else {
+                run_command(&args.cmd, old)
+            }
+        },
     )?;
     let file = args.file.display();
     let took = env.monotonic().saturating_since(started);
@@ -147,6 +160,34 @@ fn update(env: &RealEnv, args: UpdateArgs, report: Reporter) -> anyhow::Result<E
             Ok(exit)
         }
     }
+}
+
+/// `--stdio`: offers the old document on stdout and reads the new one, a
+/// line, from stdin.
+fn exchange(file: &std::path::Path, old: &[u8]) -> Result<Vec<u8>, Exit> {
+    let file = file.display();
+    // The old document is JSON (state::update checked it): one line here.
+    let document: serde_json::Value =
+        serde_json::from_slice(old).unwrap_or(serde_json::Value::Null);
+    report::stdout_line(&json!({ "event": "old", "document": document }).to_string());
+    let mut line = Vec::new();
+    let read = std::io::stdin()
+        .lock()
+        .take(STATE_LIMIT + 1)
+        .read_until(b'\n', &mut line);
+    if let Err(e) = read {
+        report::error_line(&format!(
+            "state update: {file}: read the new document from stdin: {e}"
+        ));
+        return Err(Exit::Error);
+    }
+    if line.iter().all(u8::is_ascii_whitespace) {
+        report::error_line(&format!(
+            "state update: {file}: the client gave no new document; {file} untouched"
+        ));
+        return Err(Exit::Error);
+    }
+    Ok(line)
 }
 
 /// Runs `cmd` with `input` on its stdin; its stdout if it exits 0, else

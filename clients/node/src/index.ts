@@ -9,9 +9,7 @@
 // the models check.
 
 import { ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer, Server } from "node:net";
-import { tmpdir } from "node:os";
+import { existsSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { createInterface } from "node:readline";
 
@@ -82,16 +80,25 @@ function run(args: string[], opts: CallOptions = {}, input?: string): Promise<Ra
   return new Promise((resolve, reject) => {
     const child = spawn(baton, args, {
       cwd: opts.cwd,
-      stdio: ["pipe", "pipe", "pipe"],
+      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
+    child.stdout!.on("data", (d) => (stdout += d));
+    child.stderr!.on("data", (d) => (stderr += d));
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? "");
+    if (child.stdin) {
+      quietPipe(child);
+      child.stdin.end(input);
+    }
   });
+}
+
+/** A baton that exits before reading its stdin closes the pipe: writing to
+ *  it then fails with EPIPE, which its exit status already explains. */
+function quietPipe(child: ChildProcess): void {
+  child.stdin?.on("error", () => {});
 }
 
 /** The last `baton: ...` line of stderr, or a description of the exit. */
@@ -136,6 +143,7 @@ export async function withLock<T>(
     cwd: opts.cwd,
     stdio: ["pipe", "ignore", "pipe"],
   });
+  quietPipe(child);
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on("error", reject);
     child.on("close", resolve);
@@ -191,42 +199,47 @@ export async function updateState<T = unknown>(
   fn: (old: T) => T | Promise<T>,
   opts: StateOptions = {},
 ): Promise<T> {
-  // baton runs a helper command; the helper hands the document to us over
-  // a socket and prints what `fn` returns.
-  const dir = mkdtempSync(join(tmpdir(), "baton-client-"));
-  const socket = join(dir, "s");
-  let result: T | undefined;
-  let thrown: unknown;
-  // Half-open: the helper ends its side once it has sent the document,
-  // and still reads our answer.
-  const server: Server = createServer({ allowHalfOpen: true }, (conn) => {
-    let input = "";
-    conn.on("data", (d) => (input += d));
-    conn.on("end", async () => {
-      try {
-        result = await fn(JSON.parse(input) as T);
-        conn.end(JSON.stringify({ ok: JSON.stringify(result) }));
-      } catch (e) {
-        thrown = e;
-        conn.end(JSON.stringify({ error: String(e) }));
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  // `--stdio`: baton offers the old document as a JSON line on its stdout
+  // (again after a lost compare-and-swap) and reads the new one from its
+  // stdin; closing stdin instead leaves the file untouched.
   const args = ["state", "update"];
   if (opts.wait !== undefined) args.push("-w", String(opts.wait));
   if (opts.mode) args.push("--mode", opts.mode);
   if (opts.cas) args.push("--cas", "--attempts", String(opts.attempts ?? 20));
-  args.push(file, "--", process.execPath, join(__dirname, "update-helper.js"), socket);
-  try {
-    const r = await run(args, opts);
-    if (thrown !== undefined) throw thrown;
-    if (r.code !== 0) throw failure(r, args);
-    return result as T;
-  } finally {
-    server.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  args.push("--stdio", file);
+  const child = spawn(opts.baton ?? findBaton(), args, {
+    cwd: opts.cwd,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  quietPipe(child);
+  let stderr = "";
+  child.stderr!.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", resolve);
+  });
+  let result: T | undefined;
+  let thrown: { error: unknown } | null = null;
+  // One offer at a time: baton waits for each answer before the next.
+  let turn = Promise.resolve();
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    turn = turn.then(async () => {
+      const offer = JSON.parse(line) as { event: string; document: T };
+      if (offer.event !== "old" || thrown) return;
+      try {
+        result = await fn(offer.document);
+        child.stdin!.write(`${JSON.stringify(result)}\n`);
+      } catch (error) {
+        thrown = { error };
+        child.stdin!.end();
+      }
+    });
+  });
+  const code = await exited;
+  await turn;
+  if (thrown) throw (thrown as { error: unknown }).error;
+  if (code !== 0) throw failure({ code, stdout: "", stderr }, args);
+  return result as T;
 }
 
 // ----- claims ----------------------------------------------------------
@@ -393,6 +406,7 @@ export async function txn<T = void>(
   const child = spawn(opts.baton ?? findBaton(), args, {
     stdio: ["pipe", "pipe", "pipe"],
   });
+  quietPipe(child);
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
@@ -484,6 +498,7 @@ export function elect(opts: ElectOptions = {}): Election {
     cwd: opts.cwd,
     stdio: ["pipe", "pipe", "inherit"],
   });
+  quietPipe(child);
   let term: AbortController | null = null;
   let epoch: number | null = null;
   let resigning = false;
