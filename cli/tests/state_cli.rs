@@ -290,3 +290,54 @@ fn a_command_writing_more_than_the_limit_is_refused_not_stuck() {
     assert_one_line_error(&o, 1, &["s.json", "larger than"]);
     assert_eq!(read(dir.path(), "s.json"), "1");
 }
+
+#[test]
+fn stdio_offers_the_document_and_offers_again_after_a_lost_race() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("s.json"), "{\"n\": 1}\n").unwrap();
+    let mut client = baton(d)
+        .args(["state", "update", "--cas", "--stdio", "s.json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut offers = BufReader::new(client.stdout.take().unwrap());
+    let mut to = client.stdin.take().unwrap();
+    let mut line = String::new();
+    offers.read_line(&mut line).unwrap();
+    let offer: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        offer,
+        serde_json::json!({ "event": "old", "document": { "n": 1 } })
+    );
+    // Another writer gets there first: the answer to the stale offer is
+    // not written, and the new document is offered.
+    let other = run(baton(d).args([
+        "state",
+        "update",
+        "s.json",
+        "--",
+        "sh",
+        "-c",
+        "cat >/dev/null; echo '{\"n\": 5}'",
+    ]));
+    assert!(other.status.success(), "{}", stderr(&other));
+    writeln!(to, "{{\"n\": 2}}").unwrap();
+    line.clear();
+    offers.read_line(&mut line).unwrap();
+    let offer: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(offer["document"], serde_json::json!({ "n": 5 }));
+    writeln!(to, "{{\"n\": 6}}").unwrap();
+    assert!(client.wait().unwrap().success());
+    assert_eq!(read(d, "s.json"), "{\"n\": 6}\n");
+    // Closing stdin instead of answering leaves the file untouched.
+    let o = baton(d)
+        .args(["state", "update", "--stdio", "s.json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, 1, &["s.json", "no new document", "untouched"]);
+    assert_eq!(read(d, "s.json"), "{\"n\": 6}\n");
+}
