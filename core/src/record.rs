@@ -131,10 +131,22 @@ impl OwnerRecord {
         }
     }
 
+    /// The record as written: one line that fits a [`SLOT_LEN`] slot. The
+    /// instance text, the one field a user sets at any length, is
+    /// shortened until it fits (it is for people); every other field is
+    /// bounded by the kernel (a host name is at most 64 bytes).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec(self).expect("a record always serializes");
-        bytes.push(b'\n');
-        bytes
+        let mut record = std::borrow::Cow::Borrowed(self);
+        loop {
+            let mut bytes = serde_json::to_vec(&*record).expect("a record always serializes");
+            bytes.push(b'\n');
+            if bytes.len() <= SLOT_LEN || record.instance.is_empty() {
+                debug_assert!(bytes.len() <= SLOT_LEN, "identity fields are bounded");
+                return bytes;
+            }
+            let keep = record.instance.chars().count() / 2;
+            record.to_mut().instance = record.instance.chars().take(keep).collect();
+        }
     }
 
     pub fn parse(bytes: &[u8]) -> Result<OwnerRecord, RecordError> {
@@ -194,6 +206,18 @@ pub(crate) mod tests {
     fn record_round_trips_through_bytes() {
         let r = record();
         assert_eq!(OwnerRecord::parse(&r.to_bytes()), Ok(r));
+    }
+
+    #[test]
+    fn a_long_instance_is_shortened_to_fit_the_slot() {
+        // Control characters escape to six bytes each: the worst case.
+        let long = "\u{1}é".repeat(400);
+        let r = OwnerRecord::new(&me(), &long, UNIX_EPOCH, Token(7));
+        let bytes = r.to_bytes();
+        assert!(bytes.len() <= SLOT_LEN, "{} bytes", bytes.len());
+        let back = OwnerRecord::parse(&bytes).unwrap();
+        assert!(long.starts_with(&back.instance) && !back.instance.is_empty());
+        assert_eq!((back.pid, back.token), (r.pid, r.token));
     }
 
     #[test]

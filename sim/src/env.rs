@@ -603,9 +603,41 @@ impl OpenFile for SimFile {
     }
 
     fn lock(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        self.lock_with("lock", SimFs::try_lock, timeout)
+    }
+
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        self.call(Site::TryLock, "try_lock_shared", |k, ofd| {
+            Ok(k.fs.try_lock_shared(ofd))
+        })
+    }
+
+    fn lock_shared(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        self.lock_with("lock_shared", SimFs::try_lock_shared, timeout)
+    }
+
+    fn unlock(&self) -> io::Result<()> {
+        self.call(Site::Unlock, "unlock", |k, ofd| {
+            if let Some(ino) = k.fs.unlock(ofd) {
+                k.wake_lock_waiters(&[ino]);
+            }
+            Ok(())
+        })
+    }
+}
+
+impl SimFile {
+    /// A blocking `flock`: tries with `take`, else blocks until a holder
+    /// lets go (woken, not polling) or the deadline passes.
+    fn lock_with(
+        &self,
+        name: &str,
+        take: fn(&mut SimFs, OfdId) -> bool,
+        timeout: Option<Duration>,
+    ) -> io::Result<bool> {
         let c = &self.caller;
         let ofd = self.ofd;
-        let what = || format!("lock(fd{ofd}, timeout={timeout:?})");
+        let what = || format!("{name}(fd{ofd}, timeout={timeout:?})");
         let mut k = c.enter(Site::Lock, &what)?;
         let deadline = timeout.map(|t| k.now + u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
         loop {
@@ -614,7 +646,7 @@ impl OpenFile for SimFile {
                 k.record(c.slot, || format!("{} -> EIO", what()));
                 return Err(io::Error::from_raw_os_error(EIO));
             }
-            if k.fs.try_lock(ofd) {
+            if take(&mut k.fs, ofd) {
                 k.record(c.slot, || format!("{} -> acquired", what()));
                 return Ok(true);
             }
@@ -631,15 +663,6 @@ impl OpenFile for SimFile {
             k = c.shared.switch(k, Some(c.slot));
             c.unwind_if_dead(&k);
         }
-    }
-
-    fn unlock(&self) -> io::Result<()> {
-        self.call(Site::Unlock, "unlock", |k, ofd| {
-            if let Some(ino) = k.fs.unlock(ofd) {
-                k.wake_lock_waiters(&[ino]);
-            }
-            Ok(())
-        })
     }
 }
 

@@ -103,14 +103,22 @@ pub enum CrashFate {
     Empty,
 }
 
+/// Who holds an inode's `flock` lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Flock {
+    Exclusive(OfdId),
+    /// Never empty.
+    Shared(BTreeSet<OfdId>),
+}
+
 #[derive(Clone, Debug)]
 pub struct SimFs {
     inodes: BTreeMap<Ino, Inode>,
     next_ino: Ino,
     ofds: BTreeMap<OfdId, Ofd>,
     next_ofd: OfdId,
-    /// `flock(LOCK_EX)` holders, by inode.
-    locks: BTreeMap<Ino, OfdId>,
+    /// `flock` holders, by inode.
+    locks: BTreeMap<Ino, Flock>,
     /// What `statfs` reports: `None` for a local filesystem, or the name of
     /// a network one (kernel locks then still work here, as on a healthy
     /// NFS mount, but baton must treat them as unreliable).
@@ -587,30 +595,71 @@ impl SimFs {
         self.inodes.get_mut(&ino).expect("open inode").mtime = time;
     }
 
-    /// `flock(LOCK_EX|LOCK_NB)`: true when `ofd` now holds the lock.
+    /// `flock(LOCK_EX|LOCK_NB)`: true when `ofd` now holds the lock. As on
+    /// Linux, converting its own shared lock drops that lock first, so a
+    /// conversion that fails leaves `ofd` holding nothing.
     pub fn try_lock(&mut self, ofd: OfdId) -> bool {
         let ino = self.ofd_ino(ofd);
-        match self.locks.get(&ino) {
-            Some(&holder) => holder == ofd,
-            None => {
-                self.locks.insert(ino, ofd);
+        match self.locks.get_mut(&ino) {
+            None => {}
+            Some(Flock::Exclusive(holder)) => return *holder == ofd,
+            Some(Flock::Shared(holders)) => {
+                holders.remove(&ofd);
+                if !holders.is_empty() {
+                    return false;
+                }
+            }
+        }
+        self.locks.insert(ino, Flock::Exclusive(ofd));
+        true
+    }
+
+    /// `flock(LOCK_SH|LOCK_NB)`: true when `ofd` now holds a shared lock
+    /// (converting its own exclusive one).
+    pub fn try_lock_shared(&mut self, ofd: OfdId) -> bool {
+        let ino = self.ofd_ino(ofd);
+        match self.locks.get_mut(&ino) {
+            Some(Flock::Exclusive(holder)) if *holder != ofd => false,
+            Some(Flock::Shared(holders)) => {
+                holders.insert(ofd);
+                true
+            }
+            _ => {
+                self.locks.insert(ino, Flock::Shared(BTreeSet::from([ofd])));
                 true
             }
         }
     }
 
-    /// `flock(LOCK_UN)`. Returns the inode whose lock was freed, if any.
+    /// `flock(LOCK_UN)`. Returns the inode whose lock `ofd` gave up, if it
+    /// held one (waiters may now get it).
     pub fn unlock(&mut self, ofd: OfdId) -> Option<Ino> {
         let ino = self.ofd_ino(ofd);
-        if self.locks.get(&ino) == Some(&ofd) {
+        let (freed, gone) = match self.locks.get_mut(&ino) {
+            Some(Flock::Exclusive(holder)) => (*holder == ofd, *holder == ofd),
+            Some(Flock::Shared(holders)) => (holders.remove(&ofd), holders.is_empty()),
+            None => (false, false),
+        };
+        if gone {
             self.locks.remove(&ino);
-            return Some(ino);
         }
-        None
+        freed.then_some(ino)
     }
 
+    /// The description holding `ino`'s exclusive lock, if one does.
     pub fn lock_holder(&self, ino: Ino) -> Option<OfdId> {
-        self.locks.get(&ino).copied()
+        match self.locks.get(&ino) {
+            Some(Flock::Exclusive(holder)) => Some(*holder),
+            _ => None,
+        }
+    }
+
+    /// The descriptions holding `ino`'s shared lock.
+    pub fn shared_holders(&self, ino: Ino) -> Vec<OfdId> {
+        match self.locks.get(&ino) {
+            Some(Flock::Shared(holders)) => holders.iter().copied().collect(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn ofd(&self, ofd: OfdId) -> &Ofd {

@@ -36,6 +36,7 @@ enum Op {
     ReadAll(usize, u8),
     Fstat(usize),
     TryLock(usize),
+    TryLockShared(usize),
     Unlock(usize),
     Close(usize),
 }
@@ -67,6 +68,7 @@ fn op() -> impl Strategy<Value = Op> {
         (handle.clone(), 0..8u8).prop_map(|(h, l)| Op::ReadAll(h, l)),
         handle.clone().prop_map(Op::Fstat),
         handle.clone().prop_map(Op::TryLock),
+        handle.clone().prop_map(Op::TryLockShared),
         handle.clone().prop_map(Op::Unlock),
         handle.prop_map(Op::Close),
     ]
@@ -150,6 +152,10 @@ fn apply<E: Env>(env: &E, root: &Path, ops: &[Op]) -> Vec<String> {
             Op::TryLock(h) => match handles.get(*h).and_then(Option::as_ref) {
                 None => "no handle".into(),
                 Some(f) => outcome(f.try_lock(), |b| b.to_string()),
+            },
+            Op::TryLockShared(h) => match handles.get(*h).and_then(Option::as_ref) {
+                None => "no handle".into(),
+                Some(f) => outcome(f.try_lock_shared(), |b| b.to_string()),
             },
             Op::Unlock(h) => match handles.get(*h).and_then(Option::as_ref) {
                 None => "no handle".into(),
@@ -269,5 +275,33 @@ fn empty_write_past_the_end_extends_nothing() {
 fn rename_onto_an_ancestor_is_enotempty() {
     use Op::*;
     let ops = [CreateDir(2), Open(4, true), Rename(4, 2)];
+    assert_eq!(on_sim(&ops), on_real(&ops));
+}
+
+#[test]
+fn shared_locks_coexist_and_exclude_an_exclusive_one() {
+    use Op::*;
+    let ops = [
+        CreateNew(0),
+        Open(0, false),
+        Open(0, false),
+        TryLockShared(0),
+        TryLockShared(1),
+        TryLock(2),
+        Unlock(0),
+        TryLock(2),
+        Unlock(1),
+        TryLock(2),
+        TryLockShared(0),
+        // Converting a shared lock to exclusive while another shares it
+        // fails, and (as Linux does) drops the shared lock it had.
+        Unlock(2),
+        TryLockShared(0),
+        TryLockShared(1),
+        TryLock(0),
+        TryLock(2),
+        Unlock(1),
+        TryLock(2),
+    ];
     assert_eq!(on_sim(&ops), on_real(&ops));
 }

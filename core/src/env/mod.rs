@@ -195,6 +195,16 @@ pub trait OpenFile: std::fmt::Debug {
     /// drop it and open a new one.
     fn lock(&self, timeout: Option<Duration>) -> io::Result<bool>;
 
+    /// `flock(LOCK_SH|LOCK_NB)`: any number of descriptions may hold the
+    /// shared lock at once, none while one holds the exclusive lock. On a
+    /// description that holds either lock, converts it (not atomically:
+    /// flock(2) drops the old lock first).
+    fn try_lock_shared(&self) -> io::Result<bool>;
+
+    /// `flock(LOCK_SH)`, woken by the kernel, with [`OpenFile::lock`]'s
+    /// timeout rules.
+    fn lock_shared(&self, timeout: Option<Duration>) -> io::Result<bool>;
+
     /// `flock(LOCK_UN)`.
     fn unlock(&self) -> io::Result<()>;
 }

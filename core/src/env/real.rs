@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -35,6 +35,9 @@ fn too_large() -> io::Error {
 #[derive(Debug)]
 pub struct RealEnv {
     identity: ProcessIdentity,
+    /// SplitMix64's counter, seeded from `getrandom` once: a random value
+    /// then costs no system call (two per lock acquisition did).
+    rng: AtomicU64,
 }
 
 impl RealEnv {
@@ -60,6 +63,7 @@ impl RealEnv {
                 pid_ns,
                 host,
             },
+            rng: AtomicU64::new(os_random_u64()),
         })
     }
 }
@@ -326,21 +330,61 @@ impl OpenFile for RealFile {
     }
 
     fn try_lock(&self) -> io::Result<bool> {
+        self.try_lock_as(Share::Exclusive)
+    }
+
+    fn lock(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        self.lock_as(Share::Exclusive, timeout)
+    }
+
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        self.try_lock_as(Share::Shared)
+    }
+
+    fn lock_shared(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        self.lock_as(Share::Shared, timeout)
+    }
+
+    fn unlock(&self) -> io::Result<()> {
+        self.file.unlock()
+    }
+}
+
+/// Which `flock` lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Share {
+    Exclusive,
+    Shared,
+}
+
+fn flock_as(file: &File, how: Share) -> io::Result<()> {
+    match how {
+        Share::Exclusive => file.lock(),
+        Share::Shared => file.lock_shared(),
+    }
+}
+
+impl RealFile {
+    fn try_lock_as(&self, how: Share) -> io::Result<bool> {
         self.assert_not_abandoned();
-        match self.file.try_lock() {
+        let tried = match how {
+            Share::Exclusive => self.file.try_lock(),
+            Share::Shared => self.file.try_lock_shared(),
+        };
+        match tried {
             Ok(()) => Ok(true),
             Err(TryLockError::WouldBlock) => Ok(false),
             Err(TryLockError::Error(e)) => Err(e),
         }
     }
 
-    fn lock(&self, timeout: Option<Duration>) -> io::Result<bool> {
+    fn lock_as(&self, how: Share, timeout: Option<Duration>) -> io::Result<bool> {
         self.assert_not_abandoned();
         let Some(timeout) = timeout else {
-            self.file.lock()?;
+            flock_as(&self.file, how)?;
             return Ok(true);
         };
-        if self.try_lock()? {
+        if self.try_lock_as(how)? {
             return Ok(true);
         }
         // flock(2) has no timeout. A helper thread blocks in it on a clone of
@@ -353,7 +397,7 @@ impl OpenFile for RealFile {
         std::thread::Builder::new()
             .name("baton-flock-wait".into())
             .spawn(move || {
-                let result = clone.lock();
+                let result = flock_as(&clone, how);
                 if let Some(Ok(())) = theirs.deliver(result) {
                     // The waiter gave up: give the lock back.
                     let _ = clone.unlock();
@@ -372,10 +416,6 @@ impl OpenFile for RealFile {
                 Ok(false)
             }
         }
-    }
-
-    fn unlock(&self) -> io::Result<()> {
-        self.file.unlock()
     }
 }
 
@@ -440,19 +480,35 @@ impl Processes for RealEnv {
 }
 
 impl Random for RealEnv {
+    /// SplitMix64 (Steele, Lea, Flood 2014): a bijective mix of a counter,
+    /// so one environment never returns a value twice in 2^64 calls, and
+    /// two processes' streams start at independent random points. Tokens
+    /// and temp names need uniqueness, not secrecy. (A process that forks
+    /// without exec duplicates the stream: give the child its own
+    /// `RealEnv`.)
     fn random_u64(&self) -> u64 {
-        let mut buf = [0u8; 8];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty())
-            {
-                Ok(n) => filled += n,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(e) => panic!("getrandom failed: {e}"),
-            }
-        }
-        u64::from_le_bytes(buf)
+        let mut z = self
+            .rng
+            .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+            .wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
+}
+
+/// 64 bits from the kernel's random source.
+fn os_random_u64() -> u64 {
+    let mut buf = [0u8; 8];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => panic!("getrandom failed: {e}"),
+        }
+    }
+    u64::from_le_bytes(buf)
 }
 
 /// Whether the mount holding `path` (canonical) is NFS mounted with

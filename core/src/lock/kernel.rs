@@ -4,11 +4,11 @@
 use std::io;
 use std::path::Path;
 
-use super::{LockError, LockEvent, Release, open_failure, remaining, split, still_named, vet};
+use super::{LockError, LockEvent, Release, names, open_failure, remaining, split, vet};
 use crate::atomic::publish_new;
 use crate::env::{Env, FsKind, MonoTime, OpenFile};
 use crate::error::IoFailure;
-use crate::record::{FREE_SIDECAR, OwnerRecord, RECORD_LIMIT, padded};
+use crate::record::{FREE_SIDECAR, OwnerRecord, RECORD_LIMIT, SLOT_LEN, padded};
 
 /// Replacements of the sidecar tolerated while locking it before giving up:
 /// each needs someone deleting the file by hand in a narrow window.
@@ -42,7 +42,7 @@ pub(super) fn acquire<E: Env>(
             Err(e) => return Err(open_failure("open lock file", lock, e)),
         };
         // Before anything is written: is this baton's sidecar at all?
-        let (_, mut holder) = vet(lock, &file)?;
+        let (meta, mut holder) = vet(lock, &file)?;
         let locked = file
             .try_lock()
             .map_err(IoFailure::at("lock lock file", lock))?;
@@ -69,10 +69,16 @@ pub(super) fn acquire<E: Env>(
                 .read_all(RECORD_LIMIT)
                 .map_err(IoFailure::at("read lock file", lock))?;
         }
-        if still_named(env, lock, &file)?.is_some() {
+        if names(env, lock, meta)?.is_some() {
             // A holder that let go cleanly marked the sidecar free; an
             // owner record still there means its holder died holding it.
             let holder_died = OwnerRecord::parse(&holder).is_ok();
+            // Every holder writes one slot's length; anything longer (an
+            // older baton's record) is trimmed once, here.
+            if holder.len() > SLOT_LEN {
+                file.set_len(SLOT_LEN as u64)
+                    .map_err(IoFailure::at("trim lock file", lock))?;
+            }
             write_record(lock, &file, record)?;
             return Ok(Some((file, holder_died)));
         }
@@ -95,15 +101,12 @@ fn create<E: Env>(env: &E, lock: &Path) -> Result<(), LockError> {
     Ok(())
 }
 
-/// Overwrites the sidecar's slot in place, trimming anything longer that a
-/// previous writer left.
+/// Overwrites the sidecar's slot in place. The file is never longer than
+/// a slot while held (acquire trims it), so nothing is left past it.
 fn write_slot<F: OpenFile>(file: &F, bytes: &[u8]) -> io::Result<()> {
     let slot = padded(bytes);
-    file.write_all_at(&slot, 0)?;
-    if file.metadata()?.len > slot.len() as u64 {
-        file.set_len(slot.len() as u64)?;
-    }
-    Ok(())
+    debug_assert_eq!(slot.len(), SLOT_LEN, "a record fits its slot");
+    file.write_all_at(&slot, 0)
 }
 
 fn write_record<F: OpenFile>(lock: &Path, file: &F, record: &OwnerRecord) -> Result<(), LockError> {

@@ -473,6 +473,16 @@ pub(crate) fn still_named<E: Env>(
     let ours = file
         .metadata()
         .map_err(IoFailure::at("stat lock file", lock))?;
+    names(env, lock, ours)
+}
+
+/// [`still_named`] for a caller that has its open file's metadata already
+/// (an open description's inode never changes).
+pub(crate) fn names<E: Env>(
+    env: &E,
+    lock: &Path,
+    ours: Metadata,
+) -> Result<Option<Metadata>, IoFailure> {
     // lstat: a symlink put in its place names another file, not ours.
     match env.symlink_metadata(lock) {
         Ok(now) => Ok((now.id == ours.id).then_some(ours)),
