@@ -59,6 +59,7 @@ pub struct WaitArgs {
     #[arg(
         short = 'w',
         long = "wait",
+        visible_alias = "timeout",
         value_name = "SECS",
         conflicts_with = "nonblock",
         value_parser = wait_secs

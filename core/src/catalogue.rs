@@ -123,6 +123,11 @@ pub const PROTOCOLS: &[Protocol] = &[
         expect: Expect::Holds,
     },
     Protocol {
+        name: "baton-lock-shared",
+        source: "baton: shared and exclusive flock on one sidecar",
+        expect: Expect::Holds,
+    },
+    Protocol {
         name: "baton-election",
         source: "baton: held leader lock, durable epochs, fenced log",
         expect: Expect::Holds,

@@ -336,3 +336,51 @@ fn baton_directory_hides_itself_from_git_even_if_its_creator_died_before_saying_
         b"*\n"
     );
 }
+
+#[test]
+fn shared_locks_coexist_exclude_a_writer_and_leave_the_sidecar_alone() {
+    let env = env();
+    let dir = tempfile::tempdir().unwrap();
+    let file = target(&dir);
+    let mut shared = opts(Mode::Kernel, Wait::No);
+    shared.shared = true;
+    let exclusive = opts(Mode::Kernel, Wait::No);
+    let a = lock::acquire(&env, &file, &shared, &mut no_events)
+        .unwrap()
+        .expect("first reader");
+    let b = lock::acquire(&env, &file, &shared, &mut no_events)
+        .unwrap()
+        .expect("second reader");
+    let sidecar = lock::sidecar_path(&file);
+    let content = std::fs::read(&sidecar).unwrap();
+    assert!(
+        OwnerRecord::parse(&content).is_err(),
+        "readers write no owner record: {}",
+        String::from_utf8_lossy(&content)
+    );
+    let writer = lock::acquire(&env, &file, &exclusive, &mut no_events).unwrap();
+    assert!(writer.is_none(), "a writer is kept out by the readers");
+    assert_eq!(a.release().unwrap(), Release::Released);
+    assert!(
+        lock::acquire(&env, &file, &exclusive, &mut |_| {})
+            .unwrap()
+            .is_none()
+    );
+    drop(b);
+    let w = lock::acquire(&env, &file, &exclusive, &mut no_events)
+        .unwrap()
+        .expect("free now");
+    assert!(
+        lock::acquire(&env, &file, &shared, &mut |_| {})
+            .unwrap()
+            .is_none(),
+        "a reader waits for the writer"
+    );
+    drop(w);
+    let mut file_mode = shared.clone();
+    file_mode.mode = Mode::File;
+    assert!(matches!(
+        lock::acquire(&env, &file, &file_mode, &mut no_events),
+        Err(LockError::SharedNeedsKernel { .. })
+    ));
+}

@@ -810,6 +810,23 @@ impl Probe {
         });
     }
 
+    /// This process now reads `resource` under a shared lock.
+    pub fn enter_shared(&self, resource: &str) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("ENTER SHARED {resource}"));
+            let r = k.oracle.enter_shared(slot, resource);
+            Self::outcome(k, r);
+        });
+    }
+
+    /// This process no longer reads `resource`.
+    pub fn exit_shared(&self, resource: &str) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("EXIT SHARED {resource}"));
+            k.oracle.exit_shared(slot, resource);
+        });
+    }
+
     /// This process no longer holds `resource`.
     pub fn exit(&self, resource: &str) {
         self.with(|k, slot| {

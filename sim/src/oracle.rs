@@ -39,6 +39,9 @@ pub struct Violation {
 pub struct Oracle {
     /// Live processes (slots) inside each resource's critical section.
     holders: BTreeMap<String, BTreeSet<usize>>,
+    /// Live processes inside as readers (shared locks): any number, but
+    /// never beside a holder.
+    readers: BTreeMap<String, BTreeSet<usize>>,
     /// Acknowledged updates per key: the value that must survive.
     acked: BTreeMap<String, u64>,
     /// Primaries acting, per election: slot and epoch.
@@ -50,6 +53,10 @@ pub struct Oracle {
 impl Oracle {
     /// `slot` entered the critical section of `resource`.
     pub fn enter(&mut self, slot: usize, resource: &str) -> Result<(), (Invariant, String)> {
+        let reading = self
+            .readers
+            .get(resource)
+            .and_then(|r| r.iter().find(|&&s| s != slot).copied());
         let inside = self.holders.entry(resource.to_owned()).or_default();
         let others: Vec<_> = inside.iter().filter(|&&s| s != slot).copied().collect();
         inside.insert(slot);
@@ -59,7 +66,38 @@ impl Oracle {
                 format!("p{slot} entered {resource} while p{other} is inside"),
             ));
         }
+        if let Some(reader) = reading {
+            return Err((
+                Invariant::MutualExclusion,
+                format!("p{slot} entered {resource} while p{reader} reads it"),
+            ));
+        }
         Ok(())
+    }
+
+    /// `slot` entered `resource` as a reader.
+    pub fn enter_shared(&mut self, slot: usize, resource: &str) -> Result<(), (Invariant, String)> {
+        self.readers
+            .entry(resource.to_owned())
+            .or_default()
+            .insert(slot);
+        let writer = self
+            .holders
+            .get(resource)
+            .and_then(|h| h.iter().find(|&&s| s != slot).copied());
+        match writer {
+            Some(w) => Err((
+                Invariant::MutualExclusion,
+                format!("p{slot} began reading {resource} while p{w} holds it"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    pub fn exit_shared(&mut self, slot: usize, resource: &str) {
+        if let Some(inside) = self.readers.get_mut(resource) {
+            inside.remove(&slot);
+        }
     }
 
     pub fn exit(&mut self, slot: usize, resource: &str) {
@@ -147,7 +185,7 @@ impl Oracle {
 
     /// A process died: it holds and acts as nothing any more.
     pub fn died(&mut self, slot: usize) {
-        for inside in self.holders.values_mut() {
+        for inside in self.holders.values_mut().chain(self.readers.values_mut()) {
             inside.remove(&slot);
         }
         for acting in self.primaries.values_mut() {

@@ -41,9 +41,12 @@ pub fn assert_one_line_error(o: &Output, code: i32, needles: &[&str]) {
 /// Runs baton in `dir` with `args` and a 20 s deadline; its exit code and
 /// stderr, or `None` if it had to be killed.
 pub fn run_bounded(dir: &Path, args: &[String]) -> Option<(i32, String)> {
-    let mut child = Command::new(BATON)
-        .current_dir(dir)
-        .args(args)
+    run_bounded_with(Command::new(BATON).current_dir(dir).args(args))
+}
+
+/// [`run_bounded`] for a command set up by the caller.
+pub fn run_bounded_with(cmd: &mut Command) -> Option<(i32, String)> {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

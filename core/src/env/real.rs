@@ -250,6 +250,25 @@ impl RealFile {
         }
     }
 
+    /// The open file description this process inherited as descriptor
+    /// `fd` (a shell's `9>file`), through a duplicate of our own: `flock`
+    /// locks belong to the description, so a lock taken here stays with
+    /// the parent's descriptor after this process exits (`flock 9`).
+    /// EBADF if `fd` is not open.
+    pub fn inherited(fd: i32) -> io::Result<RealFile> {
+        // Open descriptors are listed in /proc/self/fd: check before
+        // borrowing, since a borrowed descriptor must be open.
+        if fd < 0 || std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_err() {
+            return Err(io::Error::from_raw_os_error(9));
+        }
+        // SAFETY: `fd` is open (just checked, and nothing in this process
+        // closes descriptors it did not open), and the borrow ends with
+        // this call, before anything could close it.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let ours = rustix::io::fcntl_dupfd_cloexec(borrowed, 0)?;
+        Ok(RealFile::new(File::from(ours)))
+    }
+
     fn assert_not_abandoned(&self) {
         assert!(
             !self.abandoned_wait.load(Ordering::Relaxed),

@@ -18,6 +18,7 @@ pub(super) fn acquire<E: Env>(
     env: &E,
     lock: &Path,
     record: &OwnerRecord,
+    shared: bool,
     deadline: Option<MonoTime>,
     events: &mut dyn FnMut(LockEvent),
 ) -> Result<Option<(E::File, bool)>, LockError> {
@@ -43,9 +44,12 @@ pub(super) fn acquire<E: Env>(
         };
         // Before anything is written: is this baton's sidecar at all?
         let (meta, mut holder) = vet(lock, &file)?;
-        let locked = file
-            .try_lock()
-            .map_err(IoFailure::at("lock lock file", lock))?;
+        let locked = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        }
+        .map_err(IoFailure::at("lock lock file", lock))?;
         if !locked {
             let left = remaining(env, deadline);
             if left.is_some_and(|d| d.is_zero()) {
@@ -58,10 +62,12 @@ pub(super) fn acquire<E: Env>(
                     holder: OwnerRecord::parse(&holder),
                 });
             }
-            if !file
-                .lock(left)
-                .map_err(IoFailure::at("wait for lock file", lock))?
-            {
+            let got = if shared {
+                file.lock_shared(left)
+            } else {
+                file.lock(left)
+            };
+            if !got.map_err(IoFailure::at("wait for lock file", lock))? {
                 return Ok(None);
             }
             // What the holder we waited for left behind.
@@ -70,6 +76,10 @@ pub(super) fn acquire<E: Env>(
                 .map_err(IoFailure::at("read lock file", lock))?;
         }
         if names(env, lock, meta)?.is_some() {
+            if shared {
+                // Readers leave the sidecar as it is: there may be many.
+                return Ok(Some((file, false)));
+            }
             // A holder that let go cleanly marked the sidecar free; an
             // owner record still there means its holder died holding it.
             let holder_died = OwnerRecord::parse(&holder).is_ok();
@@ -118,6 +128,14 @@ fn write_record<F: OpenFile>(lock: &Path, file: &F, record: &OwnerRecord) -> Res
         Err(e) if matches!(e.raw_os_error(), Some(28) | Some(122)) => Ok(()),
         Err(e) => Err(IoFailure::at("write owner record", lock)(e).into()),
     }
+}
+
+/// A shared holder's release: its lock only (the sidecar is the writers').
+pub(super) fn release_shared<F: OpenFile>(lock: &Path, file: F) -> Result<Release, LockError> {
+    let unlocked = file.unlock();
+    drop(file);
+    unlocked.map_err(IoFailure::at("unlock lock file", lock))?;
+    Ok(Release::Released)
 }
 
 pub(super) fn release<F: OpenFile>(lock: &Path, file: F) -> Result<Release, LockError> {

@@ -169,6 +169,11 @@ pub struct LockOptions {
     pub stale: Duration,
     /// Written into the owner record, for people reading `status`.
     pub instance: String,
+    /// Kernel mode: a shared lock (`flock(LOCK_SH)`), held by any number
+    /// of readers at once and by none while a writer holds the lock.
+    /// Shared holders write no owner record (there may be many) and leave
+    /// the sidecar's content alone.
+    pub shared: bool,
 }
 
 impl LockOptions {
@@ -178,6 +183,7 @@ impl LockOptions {
             wait,
             stale: Duration::from_secs(30),
             instance: String::new(),
+            shared: false,
         }
     }
 }
@@ -223,6 +229,11 @@ pub enum LockError {
     NotOurs { path: PathBuf, why: &'static str },
     #[error("{}: names no file to lock (it ends in `.`, `..` or `/`)", path.display())]
     NoFileName { path: PathBuf },
+    #[error(
+        "{}: shared locks need kernel mode (an exclusive-file lock is the file's existence, which one holder has)",
+        path.display()
+    )]
+    SharedNeedsKernel { path: PathBuf },
 }
 
 /// The mode a lock on `file` should use when the user has not chosen:
@@ -330,6 +341,7 @@ pub struct LockGuard<'e, E: Env> {
     acquired_at: MonoTime,
     waited: Duration,
     holder_died: bool,
+    shared: bool,
 }
 
 impl<'e, E: Env> LockGuard<'e, E> {
@@ -394,6 +406,7 @@ impl<'e, E: Env> LockGuard<'e, E> {
             return Ok(Release::Released);
         };
         match self.mode {
+            Mode::Kernel if self.shared => kernel::release_shared(&self.lock, file),
             Mode::Kernel => kernel::release(&self.lock, file),
             Mode::File => file::release(self.env, &self.lock, file),
         }
@@ -422,6 +435,9 @@ pub fn acquire<'e, E: Env>(
         });
     }
     let lock = sidecar_path(file);
+    if opts.shared && opts.mode == Mode::File {
+        return Err(LockError::SharedNeedsKernel { path: lock });
+    }
     let started = env.monotonic();
     let deadline = match opts.wait {
         Wait::No => Some(started),
@@ -431,7 +447,7 @@ pub fn acquire<'e, E: Env>(
     let token = Token::random(env);
     let record = OwnerRecord::new(env.identity(), &opts.instance, env.wall(), token);
     let held = match opts.mode {
-        Mode::Kernel => kernel::acquire(env, &lock, &record, deadline, events)?,
+        Mode::Kernel => kernel::acquire(env, &lock, &record, opts.shared, deadline, events)?,
         Mode::File => file::acquire(env, &lock, &record, deadline, opts.stale, events)?,
     };
     let acquired_at = env.monotonic();
@@ -444,6 +460,7 @@ pub fn acquire<'e, E: Env>(
         acquired_at,
         waited: acquired_at.saturating_since(started),
         holder_died,
+        shared: opts.shared,
     }))
 }
 

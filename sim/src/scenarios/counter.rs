@@ -48,6 +48,29 @@ pub fn increment(env: &SimEnv, probe: &Probe) {
     probe.exit(COUNTER);
 }
 
+/// A reader's critical section: the counter read twice, a while apart,
+/// must not change in between (a writer inside beside a reader would).
+pub fn read_shared(env: &SimEnv, probe: &Probe) {
+    probe.enter_shared(COUNTER);
+    let counter = Path::new(COUNTER);
+    if let Ok(first) = env.read(counter, u64::MAX) {
+        env.sleep(Duration::from_millis(5));
+        if let Ok(second) = env.read(counter, u64::MAX)
+            && first != second
+        {
+            probe.violated(
+                Invariant::MutualExclusion,
+                &format!(
+                    "{COUNTER} changed under a reader: {:?} then {:?}",
+                    String::from_utf8_lossy(&first),
+                    String::from_utf8_lossy(&second)
+                ),
+            );
+        }
+    }
+    probe.exit_shared(COUNTER);
+}
+
 /// No lost update, no torn state: the final counter holds every
 /// acknowledged increment.
 pub fn end(fs: &SimFs, oracle: &Oracle) -> Result<(), (Invariant, String)> {

@@ -1,4 +1,5 @@
-//! `baton-lock-kernel` and `baton-lock-file`: baton's sidecar locks,
+//! `baton-lock-kernel`, `baton-lock-file` and `baton-lock-shared`: baton's
+//! sidecar locks (the last: kernel mode, readers sharing beside writers),
 //! production code unchanged, protecting the counter under every fault the
 //! simulator has (crashes, machine crashes, pauses, clock skew and jumps,
 //! pid reuse, injected I/O errors).
@@ -17,10 +18,13 @@ use crate::run::{Role, Scenario};
 /// Attempts per round before a process gives up (a liveness failure).
 const ATTEMPTS: u32 = 100;
 
-fn body(mode: Mode, env: &SimEnv, probe: &Probe, role: Role) {
+fn body(mode: Mode, readers: bool, env: &SimEnv, probe: &Probe, role: Role) {
     let mut opts = LockOptions::new(mode, Wait::For(Duration::from_secs(120)));
     opts.stale = Duration::from_secs(10);
     opts.instance = format!("p{}", role.index);
+    // Odd slots read under a shared lock; even ones write.
+    let reader = readers && role.index % 2 == 1;
+    opts.shared = reader;
     let target = Path::new(counter::COUNTER);
     for _ in 0..role.iters {
         for _ in 0..ATTEMPTS {
@@ -31,7 +35,11 @@ fn body(mode: Mode, env: &SimEnv, probe: &Probe, role: Role) {
             };
             match lock::acquire(env, target, &opts, &mut mark) {
                 Ok(Some(guard)) => {
-                    counter::increment(env, probe);
+                    if reader {
+                        counter::read_shared(env, probe);
+                    } else {
+                        counter::increment(env, probe);
+                    }
                     let _ = guard.release();
                     break;
                 }
@@ -44,8 +52,17 @@ fn body(mode: Mode, env: &SimEnv, probe: &Probe, role: Role) {
 }
 
 pub fn scenario(mode: Mode) -> Scenario {
+    scenario_with(mode, false)
+}
+
+/// Kernel mode with two readers (shared locks) beside two writers.
+pub fn shared_scenario() -> Scenario {
+    scenario_with(Mode::Kernel, true)
+}
+
+fn scenario_with(mode: Mode, readers: bool) -> Scenario {
     let mut s = Scenario::new("baton-lock", 4, move |env, probe, role| {
-        body(mode, env, probe, role)
+        body(mode, readers, env, probe, role)
     });
     s.iters = 3;
     s.faults = FaultKinds::ALL;

@@ -25,6 +25,7 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "baton-election-lease-paused" => election::baton_election_lease_paused_scenario(),
         "baton-lock-kernel" => lock::scenario(baton_core::lock::Mode::Kernel),
         "baton-lock-file" => lock::scenario(baton_core::lock::Mode::File),
+        "baton-lock-shared" => lock::shared_scenario(),
         "state-rmw-unlocked" => state::state_rmw_unlocked(),
         "state-write-in-place" => state::state_write_in_place(),
         "baton-state" => state::baton_state(),
