@@ -1,6 +1,8 @@
 //! Uncontended acquire + release of a sidecar lock, in each mode, against
-//! the floor the kernel sets: `flock` on a descriptor kept open, and
-//! open + `flock` + close of a sidecar.
+//! the floor the kernel sets (`flock` on a descriptor kept open, and
+//! open + `flock` + close of a sidecar) and the Rust peers as they are
+//! used: std's `File::lock`, fs2 and fd-lock, each on a file opened per
+//! acquisition and on one kept open.
 #![allow(clippy::disallowed_methods)] // the floor is measured with std directly
 
 use std::fs::OpenOptions;
@@ -39,6 +41,65 @@ fn uncontended(c: &mut Criterion) {
                 .unwrap();
             f.lock().unwrap();
             drop(black_box(f));
+        })
+    });
+    group.bench_function("peer: std File::lock, open per acquisition", |b| {
+        b.iter(|| {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&sidecar)
+                .unwrap();
+            f.lock().unwrap();
+            f.unlock().unwrap();
+        })
+    });
+    group.bench_function("peer: fs2, fd kept open", |b| {
+        b.iter(|| {
+            fs2::FileExt::lock_exclusive(&kept).unwrap();
+            fs2::FileExt::unlock(&kept).unwrap();
+        })
+    });
+    group.bench_function("peer: fs2, open per acquisition", |b| {
+        b.iter(|| {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&sidecar)
+                .unwrap();
+            fs2::FileExt::lock_exclusive(&f).unwrap();
+            fs2::FileExt::unlock(&f).unwrap();
+        })
+    });
+    let mut fd_lock_file = fd_lock::RwLock::new(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&sidecar)
+            .unwrap(),
+    );
+    group.bench_function("peer: fd-lock, fd kept open", |b| {
+        b.iter(|| {
+            let guard = fd_lock_file.write().unwrap();
+            drop(black_box(guard));
+        })
+    });
+    group.bench_function("peer: fd-lock, open per acquisition", |b| {
+        b.iter(|| {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&sidecar)
+                .unwrap();
+            let mut l = fd_lock::RwLock::new(f);
+            let guard = l.write().unwrap();
+            drop(black_box(guard));
         })
     });
     for mode in [Mode::Kernel, Mode::File] {
