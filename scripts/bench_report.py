@@ -141,7 +141,7 @@ def svg_distribution(path, title, samples):
 
 # --- figures -------------------------------------------------------------
 
-unc = {r["name"]: r for r in load("uncontended.json", [])}
+unc = {r["name"]: r for r in load("uncontended.json", []) if r["group"] == "uncontended acquire+release"}
 con = load("contended.jsonl", [])
 py_peers = load("peers/python.json", {})
 node_peers = load("peers/node.json", {})
@@ -154,7 +154,8 @@ def strace_calls(path):
     try:
         for line in open(path):
             if line.strip().endswith("total"):
-                return int(line.split()[2])
+                # % time, seconds, usecs/call, calls, [errors,] total
+                return int(line.split()[3])
     except OSError:
         pass
     return None
