@@ -10,7 +10,7 @@
 //! `scripts/bench.sh`. Not criterion: one run is many processes, and what
 //! is measured is their aggregate. Each kind is run in turn, interleaved
 //! round by round, so a noisy neighbour affects them alike.
-#![allow(clippy::disallowed_methods)] // the harness drives real processes
+#![allow(clippy::disallowed_methods, clippy::print_stdout)] // a harness of real processes, printing its table
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
