@@ -5,7 +5,9 @@
 #
 # 1. criterion, uncontended: the kernel floors, std/fs2/fd-lock, baton's modes
 # 2. contended, real processes: 2, 4, 16 workers (throughput, handoff, fairness)
-# 3. whole CLI per call: `baton lock F -- true` against `flock F true`
+# 3. election with 4 processes: first primary and failover, against a
+#    `flock -o` leader; whole CLI per call: `baton lock F -- true` against
+#    `flock F true`
 # 4. syscalls per acquire+release (strace -c), when strace is installed
 # 5. peers in other languages (Python filelock, Node proper-lockfile),
 #    installed into a temp dir; one that cannot be installed is reported
@@ -41,6 +43,9 @@ EOF
 
 echo "== contended processes" >&2
 BENCH_ROUNDS=$rounds BENCH_JSON=$out/contended.jsonl cargo bench -q -p baton-bench --bench contended -- 2 4 16 >&2
+
+echo "== election: first primary and failover" >&2
+BENCH_ROUNDS=$((rounds * 3)) BENCH_JSON=$out/election.jsonl cargo bench -q -p baton-bench --bench election >&2
 
 echo "== CLI per call" >&2
 cli=$out/cli

@@ -147,6 +147,7 @@ py_peers = load("peers/python.json", {})
 node_peers = load("peers/node.json", {})
 sim = [r for r in load("sim.jsonl", []) if "calls_per_s" in r]
 model = [r for r in load("model.jsonl", []) if "states_per_second" in r]
+election = {r["kind"]: r for r in load("election.jsonl", [])}
 
 
 def strace_calls(path):
@@ -254,6 +255,27 @@ if series:
     w("")
     w("![fairness](bench-fairness.svg)")
     w("")
+
+if election:
+    w("## Election: 4 processes")
+    w("")
+    w("First primary: from starting the 4 members to the first `elected`; failover: from SIGKILL of the primary to the next "
+      "`elected`. The peer is the shell idiom, a `flock -o` leader. Medians over rounds.")
+    w("")
+    w("| kind | first primary | failover |")
+    w("|---|---:|---:|")
+    for k, r in election.items():
+        w(f"| {k} | {r['first_primary_us'] / 1000:.1f} ms | {r['failover_us'] / 1000:.1f} ms |")
+    w("")
+    bt, fo = election.get("baton"), election.get("flock-o")
+    if bt and fo:
+        w("| target | measured | verdict |")
+        w("|---|---|---|")
+        a = bt["first_primary_us"] / fo["first_primary_us"]
+        b_ = bt["failover_us"] / fo["failover_us"]
+        w(f"| first primary ≤ 1.1× a `flock -o` leader | {a:.2f}× | {verdict(a <= 1.1)} |")
+        w(f"| failover no slower than it | {b_:.2f}× | {verdict(b_ <= 1.0)} |")
+        w("")
 
 w("## The whole CLI, per call")
 w("")
