@@ -102,6 +102,17 @@ fn uncontended(c: &mut Criterion) {
             drop(black_box(guard));
         })
     });
+    let handle_target = target.with_file_name("state-handle.json");
+    let mut handle = lock::Handle::open(&env, &handle_target, "bench").unwrap();
+    group.bench_function("baton kernel mode, handle kept open", |b| {
+        b.iter(|| {
+            let guard = handle
+                .acquire(Wait::No, &mut |_| {})
+                .unwrap()
+                .expect("uncontended");
+            guard.release().unwrap();
+        })
+    });
     for mode in [Mode::Kernel, Mode::File] {
         let opts = LockOptions::new(mode, Wait::No);
         // A file of its own per mode: a kernel-mode sidecar stays, and

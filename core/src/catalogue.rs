@@ -128,6 +128,11 @@ pub const PROTOCOLS: &[Protocol] = &[
         expect: Expect::Holds,
     },
     Protocol {
+        name: "baton-lock-handle",
+        source: "baton: kernel mode through sidecars kept open",
+        expect: Expect::Holds,
+    },
+    Protocol {
         name: "baton-election",
         source: "baton: held leader lock, durable epochs, fenced log",
         expect: Expect::Holds,

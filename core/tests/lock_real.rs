@@ -384,3 +384,75 @@ fn shared_locks_coexist_exclude_a_writer_and_leave_the_sidecar_alone() {
         Err(LockError::SharedNeedsKernel { .. })
     ));
 }
+
+#[test]
+fn a_kept_open_handle_locks_again_and_again_and_excludes_everyone_else() {
+    let env = env();
+    let dir = tempfile::tempdir().unwrap();
+    let file = target(&dir);
+    let mut h = lock::Handle::open(&env, &file, "handle").unwrap();
+    let mut other = lock::Handle::open(&env, &file, "other").unwrap();
+    for _ in 0..3 {
+        let g = h.acquire(Wait::No, &mut no_events).unwrap().expect("free");
+        assert!(!g.holder_died());
+        let record = OwnerRecord::parse(&std::fs::read(h_path(&file)).unwrap()).unwrap();
+        assert_eq!(
+            (record.instance.as_str(), record.token),
+            ("handle", g.token().to_string())
+        );
+        // A one-shot acquirer and another handle both wait.
+        assert!(
+            lock::acquire(&env, &file, &opts(Mode::Kernel, Wait::No), &mut no_events)
+                .unwrap()
+                .is_none()
+        );
+        let timed = other
+            .acquire(Wait::For(Duration::from_millis(20)), &mut |_| {})
+            .unwrap();
+        assert!(timed.is_none());
+        assert_eq!(g.release().unwrap(), Release::Released);
+    }
+    // The other handle's timed-out description was dropped; it reopens.
+    let g = other
+        .acquire(Wait::No, &mut no_events)
+        .unwrap()
+        .expect("free again");
+    drop(g);
+    // A sidecar removed by hand: the handle notices and locks the new one,
+    // which one-shot acquirers share.
+    std::fs::remove_file(h_path(&file)).unwrap();
+    let g = h
+        .acquire(Wait::No, &mut no_events)
+        .unwrap()
+        .expect("reopened");
+    assert!(h_path(&file).exists());
+    assert!(
+        lock::acquire(&env, &file, &opts(Mode::Kernel, Wait::No), &mut no_events)
+            .unwrap()
+            .is_none()
+    );
+    drop(g);
+}
+
+#[test]
+fn a_handle_learns_that_the_last_holder_died_holding_the_lock() {
+    let env = env();
+    let dir = tempfile::tempdir().unwrap();
+    let file = target(&dir);
+    let mut h = lock::Handle::open(&env, &file, "handle").unwrap();
+    // A holder killed mid-section leaves its record in the slot.
+    let dead = dead_record(&env);
+    std::fs::write(h_path(&file), baton_core::record::padded(&dead.to_bytes())).unwrap();
+    let g = h
+        .acquire(Wait::No, &mut no_events)
+        .unwrap()
+        .expect("the kernel freed it");
+    assert!(g.holder_died());
+    drop(g);
+    let g = h.acquire(Wait::No, &mut no_events).unwrap().expect("free");
+    assert!(!g.holder_died(), "a clean release leaves the free marker");
+}
+
+fn h_path(file: &std::path::Path) -> PathBuf {
+    lock::sidecar_path(file)
+}

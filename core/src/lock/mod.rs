@@ -120,7 +120,10 @@
 //! the deadline, so a timeout is exact to within one backoff step.
 
 mod file;
+mod handle;
 mod kernel;
+
+pub use handle::{Handle, HandleGuard};
 
 use std::ffi::OsString;
 use std::fmt;

@@ -1,5 +1,7 @@
-//! `baton-lock-kernel`, `baton-lock-file` and `baton-lock-shared`: baton's
-//! sidecar locks (the last: kernel mode, readers sharing beside writers),
+//! `baton-lock-kernel`, `baton-lock-file`, `baton-lock-shared` and
+//! `baton-lock-handle`: baton's sidecar locks (shared: kernel mode, readers
+//! beside writers; handle: kernel mode through sidecars kept open beside
+//! one-shot acquirers),
 //! production code unchanged, protecting the counter under every fault the
 //! simulator has (crashes, machine crashes, pauses, clock skew and jumps,
 //! pid reuse, injected I/O errors).
@@ -8,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use baton_core::env::Clock;
-use baton_core::lock::{self, LockEvent, LockOptions, Mode, Wait};
+use baton_core::lock::{self, Handle, LockEvent, LockOptions, Mode, Wait};
 
 use super::counter;
 use crate::env::{Probe, SimEnv};
@@ -53,6 +55,50 @@ fn body(mode: Mode, readers: bool, env: &SimEnv, probe: &Probe, role: Role) {
 
 pub fn scenario(mode: Mode) -> Scenario {
     scenario_with(mode, false)
+}
+
+/// Even slots lock through a [`Handle`] opened once; odd ones one-shot.
+fn handle_body(env: &SimEnv, probe: &Probe, role: Role) {
+    if role.index % 2 == 1 {
+        return body(Mode::Kernel, false, env, probe, role);
+    }
+    let target = Path::new(counter::COUNTER);
+    let mut handle = None;
+    for _ in 0..role.iters {
+        for _ in 0..ATTEMPTS {
+            let h = match &mut handle {
+                Some(h) => h,
+                None => match Handle::open(env, target, &format!("p{}", role.index)) {
+                    Ok(h) => handle.insert(h),
+                    Err(_) => {
+                        env.sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                },
+            };
+            let mut mark = |_: LockEvent| probe.mark("waited");
+            match h.acquire(Wait::For(Duration::from_secs(120)), &mut mark) {
+                Ok(Some(guard)) => {
+                    counter::increment(env, probe);
+                    let _ = guard.release();
+                    break;
+                }
+                Ok(None) => {}
+                // An injected I/O error: back off and try again.
+                Err(_) => env.sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
+/// Kernel mode, two processes through kept-open handles.
+pub fn handle_scenario() -> Scenario {
+    let mut s = Scenario::new("baton-lock-handle", 4, handle_body);
+    s.iters = 3;
+    s.faults = FaultKinds::ALL;
+    s.setup = Box::new(counter::setup);
+    s.end = Box::new(counter::end);
+    s
 }
 
 /// Kernel mode with two readers (shared locks) beside two writers.

@@ -26,6 +26,7 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "baton-lock-kernel" => lock::scenario(baton_core::lock::Mode::Kernel),
         "baton-lock-file" => lock::scenario(baton_core::lock::Mode::File),
         "baton-lock-shared" => lock::shared_scenario(),
+        "baton-lock-handle" => lock::handle_scenario(),
         "state-rmw-unlocked" => state::state_rmw_unlocked(),
         "state-write-in-place" => state::state_write_in_place(),
         "baton-state" => state::baton_state(),
