@@ -456,3 +456,67 @@ fn a_handle_learns_that_the_last_holder_died_holding_the_lock() {
 fn h_path(file: &std::path::Path) -> PathBuf {
     lock::sidecar_path(file)
 }
+
+#[test]
+fn an_old_mtime_never_makes_an_unverifiable_lock_stale_only_the_waiters_watch_does() {
+    // Another host's clock, a restored backup, `touch -d`: a lock file's
+    // mtime says nothing the waiter can trust. Seen for less than the
+    // threshold on the waiter's own monotonic clock, it is not stale,
+    // however old its mtime (a rule taking the wall clock's age too would
+    // reap it at once).
+    let dir = tempfile::tempdir().unwrap();
+    let env = env();
+    let file = target(&dir);
+    let mut r = OwnerRecord::new(env.identity(), "remote", env.wall_now(), Token(4));
+    r.host = "another-host".into();
+    let sidecar = lock::sidecar_path(&file);
+    std::fs::write(&sidecar, r.to_bytes()).unwrap();
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&sidecar)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let mut o = opts(Mode::File, Wait::For(Duration::from_millis(300)));
+    o.stale = Duration::from_secs(5);
+    let got = lock::acquire(&env, &file, &o, &mut |e| {
+        assert!(!matches!(e, LockEvent::Reaped { .. }), "reaped: {e:?}")
+    })
+    .unwrap();
+    assert!(got.is_none(), "not stale on the waiter's clock yet");
+    assert_eq!(
+        std::fs::read(&sidecar).unwrap(),
+        r.to_bytes(),
+        "left as it was"
+    );
+}
+
+#[test]
+fn a_timed_out_wait_gives_back_a_lock_that_arrives_after_it() {
+    // flock(2) has no timeout: a helper thread waits in it, and when the
+    // lock arrives after the waiter gave up, the helper must unlock it, or
+    // the abandoned description holds the lock for ever.
+    let env = env();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    let holder = env.open(&path, true).unwrap();
+    assert!(holder.try_lock().unwrap());
+    let waiter = env.open(&path, false).unwrap();
+    assert!(
+        !waiter.lock(Some(Duration::from_millis(50))).unwrap(),
+        "timed out"
+    );
+    holder.unlock().unwrap();
+    let third = env.open(&path, false).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    // The helper may take the freed lock for a moment before giving it back.
+    while !third.try_lock().unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned wait kept the lock"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(waiter);
+}
