@@ -43,6 +43,26 @@ fn uncontended(c: &mut Criterion) {
             drop(black_box(f));
         })
     });
+    // Exclusive-file mode's floor: a record published under the lock's name
+    // by link (an O_TMPFILE written, linked, the name later unlinked).
+    let published = dir.path().join("published.lock");
+    group.bench_function("floor: link-published record + unlink", |b| {
+        b.iter(|| {
+            use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+            let fd = rustix::fs::open(
+                dir.path(),
+                OFlags::TMPFILE | OFlags::RDWR,
+                Mode::from(0o644),
+            )
+            .unwrap();
+            rustix::io::write(&fd, &[b' '; 512]).unwrap();
+            let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+            rustix::fs::linkat(CWD, proc.as_str(), CWD, &published, AtFlags::SYMLINK_FOLLOW)
+                .unwrap();
+            rustix::fs::unlink(&published).unwrap();
+            drop(black_box(fd));
+        })
+    });
     group.bench_function("peer: std File::lock, open per acquisition", |b| {
         b.iter(|| {
             let f = OpenOptions::new()
