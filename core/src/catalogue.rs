@@ -138,6 +138,11 @@ pub const PROTOCOLS: &[Protocol] = &[
         expect: Expect::Holds,
     },
     Protocol {
+        name: "baton-election-reaped",
+        source: "baton: the election with reap and status running during joins",
+        expect: Expect::Holds,
+    },
+    Protocol {
         name: "baton-election-lease",
         source: "baton: lease by versioned CAS, within its pause and drift bounds",
         expect: Expect::Holds,

@@ -190,6 +190,33 @@ const FENCED_LOG: &str = "/w/.baton/events.log";
 /// Join, campaign; while primary, log two events under the epoch through
 /// the fenced sink, then step down so others get terms too.
 fn baton_election(env: &SimEnv, probe: &Probe, role: Role) {
+    baton_election_member(env, probe, role, false);
+}
+
+/// A live member's own file is never removed (a reaper took it for dead)
+/// and `status` never reports it dead.
+fn check_membership(env: &SimEnv, probe: &Probe, e: &Election, id: &str) {
+    let file = e.member_file(id);
+    if let Err(err) = env.symlink_metadata(&file) {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            probe.violated(
+                Invariant::SinglePrimary,
+                &format!("{id}'s member file was removed while {id} is a member: its id is free for another"),
+            );
+        }
+        return;
+    }
+    if let Ok(st) = election::status(env, e)
+        && st.members.iter().any(|m| m.id == id && !m.alive)
+    {
+        probe.violated(
+            Invariant::SinglePrimary,
+            &format!("status reports member {id} dead while it lives"),
+        );
+    }
+}
+
+fn baton_election_member(env: &SimEnv, probe: &Probe, role: Role, check: bool) {
     let e = Election::new(ELECTION_DIR);
     let id = format!("p{}", role.index);
     let member = loop {
@@ -200,6 +227,9 @@ fn baton_election(env: &SimEnv, probe: &Probe, role: Role) {
             Err(_) => env.sleep(Duration::from_millis(100)),
         }
     };
+    if check {
+        check_membership(env, probe, &e, &id);
+    }
     let mut terms = 0;
     while terms < role.iters {
         let leadership = match election::campaign(
@@ -233,9 +263,26 @@ fn baton_election(env: &SimEnv, probe: &Probe, role: Role) {
         probe.stepped_down(ELECTION);
         let _ = leadership.step_down();
         terms += 1;
+        if check {
+            check_membership(env, probe, &e, &id);
+        }
         env.sleep(Duration::from_millis(env.random_u64() % 500));
     }
     drop(member);
+}
+
+/// Members that check their own membership beside a process that reaps
+/// dead members and reads `status` while they join (the last slot).
+fn baton_election_reaped(env: &SimEnv, probe: &Probe, role: Role) {
+    if role.index + 1 < role.procs {
+        return baton_election_member(env, probe, role, true);
+    }
+    let e = Election::new(ELECTION_DIR);
+    for _ in 0..40 {
+        let _ = election::reap(env, &e, false);
+        let _ = election::status(env, &e);
+        env.sleep(Duration::from_millis(env.random_u64() % 50));
+    }
 }
 
 /// The lease duration of the lease-mode scenarios (client-go's default).
@@ -398,6 +445,17 @@ pub fn baton_election_lease_paused_scenario() -> Scenario {
     s.iters = 2;
     s.faults = FaultKinds::ALL;
     s.liveness_bound = Duration::from_secs(600);
+    s.setup = Box::new(setup);
+    s.end = Box::new(fenced_log_end);
+    s
+}
+
+/// `baton-election-reaped`: baton's election with a reaper and a status
+/// reader running while members join and campaign.
+pub fn baton_election_reaped_scenario() -> Scenario {
+    let mut s = Scenario::new("baton-election-reaped", 4, baton_election_reaped);
+    s.iters = 2;
+    s.faults = FaultKinds::ALL;
     s.setup = Box::new(setup);
     s.end = Box::new(fenced_log_end);
     s

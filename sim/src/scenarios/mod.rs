@@ -21,6 +21,7 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "registry-150ms" => election::registry_150ms_scenario(),
         "dir-election" => election::dir_election_scenario(),
         "baton-election" => election::baton_election_scenario(),
+        "baton-election-reaped" => election::baton_election_reaped_scenario(),
         "baton-election-lease" => election::baton_election_lease_scenario(),
         "baton-election-lease-paused" => election::baton_election_lease_paused_scenario(),
         "baton-lock-kernel" => lock::scenario(baton_core::lock::Mode::Kernel),
