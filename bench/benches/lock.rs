@@ -12,6 +12,17 @@ use baton_core::env::real::RealEnv;
 use baton_core::lock::{self, LockOptions, Mode, Wait};
 use criterion::{Criterion, criterion_group, criterion_main};
 
+/// The sidecar opened as the peers open it: read-write, created if missing.
+fn open(path: &std::path::Path) -> std::fs::File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .unwrap()
+}
+
 fn uncontended(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let env = RealEnv::new().unwrap();
@@ -19,13 +30,7 @@ fn uncontended(c: &mut Criterion) {
     let mut group = c.benchmark_group("uncontended acquire+release");
 
     let sidecar = dir.path().join("floor.lock");
-    let kept = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&sidecar)
-        .unwrap();
+    let kept = open(&sidecar);
     group.bench_function("floor: flock on an open fd", |b| {
         b.iter(|| {
             kept.lock().unwrap();
@@ -65,13 +70,7 @@ fn uncontended(c: &mut Criterion) {
     });
     group.bench_function("peer: std File::lock, open per acquisition", |b| {
         b.iter(|| {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&sidecar)
-                .unwrap();
+            let f = open(&sidecar);
             f.lock().unwrap();
             f.unlock().unwrap();
         })
@@ -84,13 +83,7 @@ fn uncontended(c: &mut Criterion) {
     });
     group.bench_function("peer: fs2, open per acquisition", |b| {
         b.iter(|| {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&sidecar)
-                .unwrap();
+            let f = open(&sidecar);
             fs2::FileExt::lock_exclusive(&f).unwrap();
             fs2::FileExt::unlock(&f).unwrap();
         })
@@ -110,13 +103,7 @@ fn uncontended(c: &mut Criterion) {
     });
     group.bench_function("peer: fd-lock, open per acquisition", |b| {
         b.iter(|| {
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&sidecar)
-                .unwrap();
+            let f = open(&sidecar);
             let mut l = fd_lock::RwLock::new(f);
             let guard = l.write().unwrap();
             drop(black_box(guard));
