@@ -508,6 +508,9 @@ fn a_timed_out_wait_gives_back_a_lock_that_arrives_after_it() {
         "timed out"
     );
     holder.unlock().unwrap();
+    // Let the helper, blocked in flock, take the freed lock first (else a
+    // newcomer could win the race and hide a helper that never gives back).
+    std::thread::sleep(Duration::from_millis(200));
     let third = env.open(&path, false).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     // The helper may take the freed lock for a moment before giving it back.
