@@ -325,6 +325,24 @@ mod tests {
     }
 
     #[test]
+    fn each_reason_says_what_was_seen() {
+        // The text a person reads in `reaped` events and warnings.
+        assert_eq!(
+            Why::OwnerDead { pid: 42 }.to_string(),
+            "owner pid 42 is dead"
+        );
+        let reused = Why::PidReused {
+            pid: 7,
+            recorded: 100,
+            actual: 200,
+        };
+        assert_eq!(
+            reused.to_string(),
+            "owner pid 7 was reused (start time 200, recorded 100)"
+        );
+    }
+
+    #[test]
     fn unchanged_time_counts_on_the_waiters_clock() {
         let mut w = StaleWatch::default();
         assert_eq!(w.observe(sighting(10, b"x"), at(100)), Duration::ZERO);

@@ -523,3 +523,45 @@ fn a_timed_out_wait_gives_back_a_lock_that_arrives_after_it() {
     }
     drop(waiter);
 }
+
+#[test]
+fn a_planted_kernel_sidecar_symlink_is_refused_not_retried() {
+    let env = env();
+    let dir = tempfile::tempdir().unwrap();
+    let file = target(&dir);
+    let bait = dir.path().join("bait");
+    std::fs::write(&bait, "a user's file\n").unwrap();
+    std::os::unix::fs::symlink(&bait, lock::sidecar_path(&file)).unwrap();
+    let got = lock::acquire(&env, &file, &opts(Mode::Kernel, Wait::No), &mut no_events);
+    assert!(matches!(got, Err(LockError::NotOurs { .. })), "{got:?}");
+    assert_eq!(std::fs::read_to_string(&bait).unwrap(), "a user's file\n");
+}
+
+#[test]
+fn an_older_longer_sidecar_is_trimmed_to_one_slot_when_taken() {
+    let env = env();
+    let dir = tempfile::tempdir().unwrap();
+    let file = target(&dir);
+    let sidecar = lock::sidecar_path(&file);
+    // A free marker as an older baton padded it: longer than a slot.
+    let mut old = baton_core::record::padded(baton_core::record::FREE_SIDECAR);
+    old.truncate(old.len() - 1);
+    old.extend_from_slice(&[b' '; 300]);
+    old.push(b'\n');
+    std::fs::write(&sidecar, &old).unwrap();
+    let g = lock::acquire(&env, &file, &opts(Mode::Kernel, Wait::No), &mut no_events)
+        .unwrap()
+        .expect("free");
+    let held = std::fs::read(&sidecar).unwrap();
+    assert_eq!(
+        held.len(),
+        baton_core::record::SLOT_LEN,
+        "one slot, nothing past it"
+    );
+    assert!(OwnerRecord::parse(&held).is_ok());
+    drop(g);
+    assert_eq!(
+        std::fs::read(&sidecar).unwrap().len(),
+        baton_core::record::SLOT_LEN
+    );
+}
