@@ -111,7 +111,7 @@ pub fn instance_id(env: &RealEnv, given: Option<String>) -> anyhow::Result<(Stri
     ))
 }
 
-fn record_json(r: &ClaimRecord) -> Value {
+pub fn record_json(r: &ClaimRecord) -> Value {
     json!({
         "path": r.path, "id": r.id, "task": r.task, "pid": r.pid, "host": r.host,
         "claimed_at_ms": r.claimed_at_ms, "detached": r.expires_boot_ms.is_some(),

@@ -30,7 +30,7 @@ use clap::Args;
 use serde_json::{Value, json};
 
 use crate::args;
-use crate::claim_cmd::{claims_of, holder_text, instance_id};
+use crate::claim_cmd::{claims_of, holder_text, instance_id, record_json};
 use crate::commit_cmd;
 use crate::elect_cmd::election_dir;
 use crate::exit::Exit;
@@ -520,13 +520,6 @@ fn strings(a: &Value, key: &str) -> Result<Option<Vec<String>>, Failed> {
             .ok_or_else(|| Failed::Params(format!("`{key}` is a list of strings"))),
         Some(_) => Err(Failed::Params(format!("`{key}` is a list of strings"))),
     }
-}
-
-fn record_json(r: &ClaimRecord) -> Value {
-    json!({
-        "path": r.path, "id": r.id, "task": r.task, "pid": r.pid, "host": r.host,
-        "claimed_at_ms": r.claimed_at_ms, "detached": r.expires_boot_ms.is_some(),
-    })
 }
 
 /// The tools, with their input schemas.

@@ -16,7 +16,8 @@
 //!    index, prepare-commit-msg and commit-msg on the message file);
 //! 4. the commit is written on the tip and the branch moved by
 //!    compare-and-swap (`update-ref BRANCH NEW TIP`); if another commit
-//!    landed meanwhile, everything is rebuilt on the new tip (bounded);
+//!    landed meanwhile, everything is rebuilt on the new tip (bounded),
+//!    the losers of a round taking turns on a kernel lock (`join_queue`);
 //! 5. the shared index is brought in line for the changed paths only,
 //!    under git's own `index.lock` (lock, then read: entries others staged
 //!    meanwhile stay). If it cannot be (a stale `index.lock`), the commit

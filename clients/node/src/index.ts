@@ -101,6 +101,29 @@ function quietPipe(child: ChildProcess): void {
   child.stdin?.on("error", () => {});
 }
 
+/** Follows a long-running baton's `--json` events on stderr: `reached`
+ *  resolves true once it reports `event`, false if it exits first; its
+ *  stderr so far is kept for the error. */
+function watchFor(child: ChildProcess, event: string) {
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", resolve);
+  });
+  let text = "";
+  const reached = new Promise<boolean>((resolve) => {
+    createInterface({ input: child.stderr! }).on("line", (line) => {
+      text += `${line}\n`;
+      try {
+        if (JSON.parse(line).event === event) resolve(true);
+      } catch {
+        // An error or warning line, not an event: reported when baton exits.
+      }
+    });
+    void exited.then(() => resolve(false));
+  });
+  return { exited, reached, stderr: () => text };
+}
+
 /** The last `baton: ...` line of stderr, or a description of the exit. */
 function failure(r: Ran, args: string[]): BatonError {
   const line = r.stderr
@@ -144,28 +167,13 @@ export async function withLock<T>(
     stdio: ["pipe", "ignore", "pipe"],
   });
   quietPipe(child);
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", resolve);
-  });
-  let stderr = "";
-  const acquired = await new Promise<boolean>((resolve) => {
-    createInterface({ input: child.stderr! }).on("line", (line) => {
-      stderr += `${line}\n`;
-      try {
-        if (JSON.parse(line).event === "acquired") resolve(true);
-      } catch {
-        // An error line, not an event: reported when baton exits.
-      }
-    });
-    void exited.then(() => resolve(false));
-  });
-  if (!acquired) {
+  const { exited, reached, stderr } = watchFor(child, "acquired");
+  if (!(await reached)) {
     const code = await exited;
     if (code === Exit.unavailable) {
       throw new BatonError(`baton: lock ${file}: not obtained in time`, code, args);
     }
-    throw failure({ code, stdout: "", stderr }, args);
+    throw failure({ code, stdout: "", stderr: stderr() }, args);
   }
   try {
     return await fn();
@@ -408,26 +416,11 @@ export async function txn<T = void>(
   });
   quietPipe(child);
   let stdout = "";
-  let stderr = "";
   child.stdout!.on("data", (d) => (stdout += d));
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", resolve);
-  });
-  const began = await new Promise<boolean>((resolve) => {
-    createInterface({ input: child.stderr! }).on("line", (line) => {
-      stderr += `${line}\n`;
-      try {
-        if (JSON.parse(line).event === "began") resolve(true);
-      } catch {
-        // An error or warning line: reported when baton exits.
-      }
-    });
-    void exited.then(() => resolve(false));
-  });
-  if (!began) {
+  const { exited, reached, stderr } = watchFor(child, "began");
+  if (!(await reached)) {
     const code = await exited;
-    throw failure({ code, stdout, stderr }, args);
+    throw failure({ code, stdout, stderr: stderr() }, args);
   }
   let thrown: { error: unknown } | null = null;
   try {
@@ -438,7 +431,7 @@ export async function txn<T = void>(
   child.stdin!.end(thrown ? "failed\n" : "ok\n");
   const code = await exited;
   if (thrown) throw thrown.error;
-  if (code !== 0) throw failure({ code, stdout, stderr }, args);
+  if (code !== 0) throw failure({ code, stdout, stderr: stderr() }, args);
   return committed(stdout);
 }
 
