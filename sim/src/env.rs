@@ -18,15 +18,17 @@ use baton_core::env::{
 
 use crate::fault::{Fault, Site};
 use crate::fs::{EIO, OfdId, SimFs};
-use crate::kernel::{CALL_NS, Guard, PState, Shared, Unwind};
+use crate::kernel::{CALL_NS, Guard, PState, Shared, Unwind, Yield};
 use crate::oracle::Finding;
 
-/// One simulated process's handle on the kernel.
+/// One simulated process's handle on the kernel, with the yielder its
+/// coroutine suspends through.
 #[derive(Clone)]
-pub(crate) struct Caller {
+pub(crate) struct Caller<'y> {
     pub shared: Arc<Shared>,
     pub slot: usize,
     pub incarnation: u32,
+    pub yielder: &'y Yield,
 }
 
 fn unwind(aborted: bool) -> ! {
@@ -177,25 +179,26 @@ fn errno_name(code: i32) -> &'static str {
     }
 }
 
-impl Caller {
+impl<'y> Caller<'y> {
     /// The scheduling point at the start of every call: waits for this
     /// process's turn, then applies the fault (if any) striking `site`.
     /// `Err` is an injected error, already traced.
     fn enter(&self, site: Site, what: &dyn Fn() -> String) -> Result<Guard<'_>, io::Error> {
+        if std::thread::panicking() {
+            // A destructor running while the process unwinds (killed, or a
+            // panic the run reports): the call fails and changes nothing,
+            // and it must not suspend (see `crate::kernel`).
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
         let k = self.shared.lock();
         if k.is_dead(self.slot, self.incarnation) {
-            if std::thread::panicking() {
-                // A destructor running while a killed process unwinds: the
-                // call fails and changes nothing.
-                return Err(io::Error::from_raw_os_error(EIO));
-            }
             let aborted = k.aborted;
             drop(k);
             unwind(aborted);
         }
         let mut k = k;
         k.pending[self.slot] = Some(site);
-        let mut k = self.shared.switch(k, Some(self.slot));
+        let mut k = self.switch(k);
         k.pending[self.slot] = None;
         self.unwind_if_dead(&k);
         if k.strategy.take_crash(self.slot) {
@@ -238,7 +241,7 @@ impl Caller {
                 let until = k.now + ns;
                 k.mark("pause");
                 k.procs[self.slot].state = PState::Paused { until };
-                let k = self.shared.switch(k, Some(self.slot));
+                let k = self.switch(k);
                 self.unwind_if_dead(&k);
                 Ok(k)
             }
@@ -251,6 +254,12 @@ impl Caller {
                 Err(io::Error::from_raw_os_error(errno))
             }
         }
+    }
+
+    /// Lets the scheduler run whoever is next; returns on this process's
+    /// next turn.
+    fn switch<'a>(&'a self, k: Guard<'a>) -> Guard<'a> {
+        self.shared.switch(k, Some((self.slot, self.yielder)))
     }
 
     fn unwind_if_dead(&self, k: &Guard<'_>) {
@@ -279,19 +288,19 @@ impl Caller {
 }
 
 /// One simulated process's environment.
-pub struct SimEnv {
-    caller: Caller,
+pub struct SimEnv<'y> {
+    caller: Caller<'y>,
     identity: ProcessIdentity,
 }
 
-impl std::fmt::Debug for SimEnv {
+impl std::fmt::Debug for SimEnv<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SimEnv(p{} pid {})", self.caller.slot, self.identity.pid)
     }
 }
 
-impl SimEnv {
-    pub(crate) fn new(shared: Arc<Shared>, slot: usize) -> SimEnv {
+impl<'y> SimEnv<'y> {
+    pub(crate) fn new(shared: Arc<Shared>, slot: usize, yielder: &'y Yield) -> SimEnv<'y> {
         let k = shared.lock();
         let p = &k.procs[slot];
         let identity = ProcessIdentity {
@@ -308,6 +317,7 @@ impl SimEnv {
                 shared,
                 slot,
                 incarnation,
+                yielder,
             },
             identity,
         }
@@ -336,7 +346,7 @@ impl SimEnv {
         })
     }
 
-    fn file(&self, ofd: OfdId) -> SimFile {
+    fn file(&self, ofd: OfdId) -> SimFile<'y> {
         SimFile {
             caller: self.caller.clone(),
             ofd,
@@ -348,10 +358,10 @@ fn d(p: &Path) -> String {
     p.display().to_string()
 }
 
-impl Fs for SimEnv {
-    type File = SimFile;
+impl<'y> Fs for SimEnv<'y> {
+    type File = SimFile<'y>;
 
-    fn create_new(&self, path: &Path) -> io::Result<SimFile> {
+    fn create_new(&self, path: &Path) -> io::Result<SimFile<'y>> {
         let c = &self.caller;
         c.call(
             Site::CreateNew,
@@ -364,7 +374,7 @@ impl Fs for SimEnv {
         .map(|ofd| self.file(ofd))
     }
 
-    fn open(&self, path: &Path, create: bool) -> io::Result<SimFile> {
+    fn open(&self, path: &Path, create: bool) -> io::Result<SimFile<'y>> {
         let c = &self.caller;
         c.call(
             Site::Open,
@@ -384,7 +394,7 @@ impl Fs for SimEnv {
             })
     }
 
-    fn create_unnamed(&self, dir: &Path) -> io::Result<Option<SimFile>> {
+    fn create_unnamed(&self, dir: &Path) -> io::Result<Option<SimFile<'y>>> {
         let c = &self.caller;
         c.call(
             Site::CreateUnnamed,
@@ -505,18 +515,18 @@ impl Fs for SimEnv {
 }
 
 /// An open file description in the simulated kernel.
-pub struct SimFile {
-    caller: Caller,
+pub struct SimFile<'y> {
+    caller: Caller<'y>,
     ofd: OfdId,
 }
 
-impl std::fmt::Debug for SimFile {
+impl std::fmt::Debug for SimFile<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SimFile(p{} ofd {})", self.caller.slot, self.ofd)
     }
 }
 
-impl SimFile {
+impl SimFile<'_> {
     fn call<T: Brief>(
         &self,
         site: Site,
@@ -535,7 +545,7 @@ impl SimFile {
     }
 }
 
-impl OpenFile for SimFile {
+impl OpenFile for SimFile<'_> {
     fn metadata(&self) -> io::Result<Metadata> {
         self.call(Site::FileMetadata, "fstat", |k, ofd| Ok(k.fs.fstat(ofd)))
     }
@@ -626,7 +636,7 @@ impl OpenFile for SimFile {
     }
 }
 
-impl SimFile {
+impl SimFile<'_> {
     /// A blocking `flock`: tries with `take`, else blocks until a holder
     /// lets go (woken, not polling) or the deadline passes.
     fn lock_with(
@@ -660,13 +670,13 @@ impl SimFile {
                 ino,
                 until: deadline,
             };
-            k = c.shared.switch(k, Some(c.slot));
+            k = c.switch(k);
             c.unwind_if_dead(&k);
         }
     }
 }
 
-impl Drop for SimFile {
+impl Drop for SimFile<'_> {
     fn drop(&mut self) {
         // close(2): not a scheduling point (a destructor must not block on
         // the scheduler while its process unwinds). A dead process's
@@ -684,7 +694,7 @@ impl Drop for SimFile {
     }
 }
 
-impl Clock for SimEnv {
+impl Clock for SimEnv<'_> {
     fn wall(&self) -> SystemTime {
         let c = &self.caller;
         c.call(Site::Wall, &|| "wall()".into(), |k, _| Ok(c.wall(k)))
@@ -728,12 +738,12 @@ impl Clock for SimEnv {
             .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
             .saturating_add(late);
         k.procs[c.slot].state = PState::Sleeping { until };
-        let k = c.shared.switch(k, Some(c.slot));
+        let k = c.switch(k);
         c.unwind_if_dead(&k);
     }
 }
 
-impl Processes for SimEnv {
+impl Processes for SimEnv<'_> {
     fn identity(&self) -> &ProcessIdentity {
         &self.identity
     }
@@ -755,7 +765,7 @@ impl Processes for SimEnv {
     }
 }
 
-impl Random for SimEnv {
+impl Random for SimEnv<'_> {
     fn random_u64(&self) -> u64 {
         let c = &self.caller;
         c.call(Site::Random, &|| "random()".into(), |k, _| {
@@ -768,30 +778,30 @@ impl Random for SimEnv {
 /// How a simulated process tells the oracle what it is doing. Not an
 /// environment call: it takes no time and is never a scheduling point.
 pub struct Probe {
-    caller: Caller,
+    shared: Arc<Shared>,
+    slot: usize,
+    incarnation: u32,
 }
 
 impl std::fmt::Debug for Probe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Probe(p{})", self.caller.slot)
+        write!(f, "Probe(p{})", self.slot)
     }
 }
 
 impl Probe {
     pub(crate) fn new(shared: Arc<Shared>, slot: usize, incarnation: u32) -> Probe {
         Probe {
-            caller: Caller {
-                shared,
-                slot,
-                incarnation,
-            },
+            shared,
+            slot,
+            incarnation,
         }
     }
 
     fn with(&self, f: impl FnOnce(&mut Guard<'_>, usize)) {
-        let mut k = self.caller.shared.lock();
-        if !k.is_dead(self.caller.slot, self.caller.incarnation) {
-            f(&mut k, self.caller.slot);
+        let mut k = self.shared.lock();
+        if !k.is_dead(self.slot, self.incarnation) {
+            f(&mut k, self.slot);
         }
     }
 

@@ -45,7 +45,7 @@ pub type Tree = BTreeMap<String, Entry>;
 /// The simulated git, run by one simulated process.
 #[derive(Debug)]
 pub struct SimGit<'e> {
-    env: &'e SimEnv,
+    env: &'e SimEnv<'e>,
 }
 
 fn git_path(rel: &str) -> PathBuf {
@@ -291,7 +291,7 @@ pub fn seed(fs: &mut SimFs, files: &[(&str, &str)], now: SystemTime) {
 }
 
 impl<'e> SimGit<'e> {
-    pub fn new(env: &'e SimEnv) -> SimGit<'e> {
+    pub fn new(env: &'e SimEnv<'e>) -> SimGit<'e> {
         SimGit { env }
     }
 

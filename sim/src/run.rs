@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::catalogue::{Expect, Invariant};
+use corosensei::Coroutine;
+use corosensei::stack::DefaultStack;
 
 use crate::clock::epoch;
 use crate::env::{Probe, SimEnv};
 use crate::fault::{FaultKinds, FaultPlan};
 use crate::fs::SimFs;
-use crate::kernel::{Kernel, Limits, PState, Shared, Unwind};
+use crate::kernel::{Kernel, Limits, PState, Shared, Unwind, Yield};
 use crate::oracle::{Finding, Oracle, Violation};
 use crate::strategy::{Strategy, StrategyKind};
 
@@ -62,7 +64,7 @@ pub struct Scenario {
     /// See [`Role::pinned_ids`].
     pub pinned_ids: bool,
     pub setup: Box<Setup>,
-    pub body: Box<Body>,
+    pub body: Arc<Body>,
     pub end: Box<EndCheck>,
 }
 
@@ -95,7 +97,7 @@ impl Scenario {
             pause_total: None,
             pinned_ids: false,
             setup: Box::new(|_| {}),
-            body: Box::new(body),
+            body: Arc::new(body),
             end: Box::new(|_, _| Ok(())),
         }
     }
@@ -317,26 +319,40 @@ pub fn run_guided(
         trace,
     );
     let shared = Arc::new(Shared::new(kernel));
-    std::thread::scope(|s| {
-        for slot in 0..config.procs {
-            let shared = Arc::clone(&shared);
+    let mut procs: Vec<Process> = (0..config.procs)
+        .map(|slot| {
             let role = Role {
                 index: slot,
                 procs: config.procs,
                 iters: config.iters,
                 pinned_ids: scenario.pinned_ids,
             };
-            std::thread::Builder::new()
-                .name(format!("sim-p{slot}"))
-                .spawn_scoped(s, move || process_main(&shared, role, &*scenario.body))
-                .expect("spawn a simulated process");
-        }
-        shared.run_to_end();
-    });
+            let (shared, body) = (Arc::clone(&shared), Arc::clone(&scenario.body));
+            Coroutine::with_stack(stacks::take(), move |yielder: &Yield, ()| {
+                process_main(&shared, role, &*body, yielder)
+            })
+        })
+        .collect();
+    drop(shared.switch(shared.lock(), None));
+    loop {
+        let next = {
+            let k = shared.lock();
+            if k.finished {
+                break;
+            }
+            k.current.expect("an unfinished run has a current process")
+        };
+        // A process returns only after handing the turn on (process_main).
+        let _ = procs[next].resume(());
+    }
+    for p in procs {
+        assert!(p.done(), "every process has ended when the run has");
+        stacks::give_back(p.into_stack());
+    }
     let shared = Arc::into_inner(shared).expect(
-        "every process thread has ended, and nothing of theirs outlived them: a value \
-         returned while a destructor crashed is leaked (rust-lang/rust#47949), so release \
-         guards explicitly before returning what they protect",
+        "every process has ended, and nothing of theirs outlived them: a value returned \
+         while a destructor crashed is leaked (rust-lang/rust#47949), so release guards \
+         explicitly before returning what they protect",
     );
     let mut k = shared.into_kernel();
     if k.violation.is_none()
@@ -372,11 +388,49 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// One OS thread: a slot's successive processes, until done or gone. A
+/// A slot's simulated processes, one coroutine.
+type Process = Coroutine<(), (), (), DefaultStack>;
+
+/// Coroutine stacks kept for the next run on this thread: allocating one
+/// is an `mmap`, an `mprotect` for its guard page and a `munmap` later,
+/// more than a whole short schedule's hand-offs.
+mod stacks {
+    use std::cell::RefCell;
+
+    use corosensei::stack::DefaultStack;
+
+    /// Twice the main thread's usual 1 MiB: production code, the trace's
+    /// formatting and an unwind through both run on it.
+    const SIZE: usize = 2 << 20;
+    /// Stacks kept per thread; a run with more processes allocates more.
+    const KEEP: usize = 16;
+
+    thread_local! {
+        static FREE: RefCell<Vec<DefaultStack>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub fn take() -> DefaultStack {
+        FREE.with(|f| f.borrow_mut().pop())
+            .unwrap_or_else(|| DefaultStack::new(SIZE).expect("map a coroutine stack"))
+    }
+
+    pub fn give_back(stack: DefaultStack) {
+        FREE.with(|f| {
+            let mut free = f.borrow_mut();
+            if free.len() < KEEP {
+                free.push(stack);
+            }
+        });
+    }
+}
+
+/// One coroutine: a slot's successive processes, until done or gone. A
 /// panic in the simulator itself (not in the body) is reported as a
 /// finding too, and the turn handed on, so a run never hangs.
-fn process_main(shared: &Arc<Shared>, role: Role, body: &Body) {
-    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| process_loop(shared, role, body)));
+fn process_main(shared: &Arc<Shared>, role: Role, body: &Body, yielder: &Yield) {
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        process_loop(shared, role, body, yielder)
+    }));
     if let Err(payload) = outcome {
         let mut k = shared.lock();
         let message = panic_message(&*payload);
@@ -391,21 +445,23 @@ fn process_main(shared: &Arc<Shared>, role: Role, body: &Body) {
     }
 }
 
-fn process_loop(shared: &Arc<Shared>, role: Role, body: &Body) {
+fn process_loop(shared: &Arc<Shared>, role: Role, body: &Body, yielder: &Yield) {
     let slot = role.index;
-    let mut k = shared.wait_turn(shared.lock(), slot);
+    let me = Some((slot, yielder));
+    let mut k = shared.lock();
+    assert_eq!(k.current, Some(slot), "a process starts on its turn");
     loop {
         if k.procs[slot].state == PState::Dying {
             // Killed before or between runs of the body (machine crash).
             if !k.restart(slot) {
                 break;
             }
-            k = shared.switch(k, Some(slot));
+            k = shared.switch(k, me);
             continue;
         }
         let incarnation = k.procs[slot].incarnation;
         drop(k);
-        let env = SimEnv::new(Arc::clone(shared), slot);
+        let env = SimEnv::new(Arc::clone(shared), slot, yielder);
         let probe = Probe::new(Arc::clone(shared), slot, incarnation);
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| body(&env, &probe, role)));
         drop((env, probe));
@@ -439,7 +495,7 @@ fn process_loop(shared: &Arc<Shared>, role: Role, body: &Body) {
         }
         let pid = k.procs[slot].pid;
         k.record(slot, || format!("RESTART as pid {pid}"));
-        k = shared.switch(k, Some(slot));
+        k = shared.switch(k, me);
     }
     if !matches!(k.procs[slot].state, PState::Done) {
         k.procs[slot].state = PState::Gone;

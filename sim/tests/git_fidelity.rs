@@ -355,7 +355,7 @@ impl World for Real {
 // --- simulated git ----------------------------------------------------------
 
 struct Sim<'e> {
-    env: &'e SimEnv,
+    env: &'e SimEnv<'e>,
     git: SimGit<'e>,
 }
 
