@@ -584,100 +584,243 @@ pub fn replay(scenario: &Scenario, token: &str) -> Result<Report, BadToken> {
     Ok(run(scenario, &config, true))
 }
 
-/// Most runs shrinking may try.
-const SHRINK_RUNS: usize = 600;
+/// Most runs shrinking may try (a run takes 0.1 to 1 ms).
+const SHRINK_RUNS: usize = 5_000;
 /// Other seeds tried for a smaller configuration when the failing seed
 /// does not fail with it.
 const SHRINK_SEEDS: u64 = 48;
 
-/// Minimises a failing configuration: fewer processes, fewer rounds, fewer
-/// faults, while the same invariant still breaks (at the same seed, or, for
-/// fewer processes or rounds, at another seed); among equals, the shorter
-/// trace. Returns the smallest run found, traced.
+/// Minimises a failing run, schedule and faults together, while the same
+/// invariant still breaks. In turn, until nothing gets smaller: fewer
+/// processes or rounds (at the same seed, or another); fewer faults (each
+/// suppressed in turn); then the schedule itself, re-run as the `dfs`
+/// script its choices were logged as (see [`crate::strategy`]), with
+/// preemptions removed by delta debugging: blocks of choices set back to
+/// "keep running the current process", halving the block while any
+/// remain. Smaller is fewer processes, then rounds, then steps to the
+/// violation, then faults, then preemptions. Returns the smallest run
+/// found, traced; its token replays it.
 pub fn shrink(scenario: &Scenario, failing: &Report) -> Report {
-    let finding = failing
-        .violation
-        .as_ref()
-        .expect("shrink a failing run")
-        .finding
-        .clone();
-    let size = |r: &Report| {
-        (
-            r.config.procs,
-            r.config.iters,
-            r.faults_fired,
-            r.violation.as_ref().map_or(u64::MAX, |v| v.step),
-        )
-    };
-    let mut best = failing.clone();
-    let mut runs = 0;
-    let mut attempt = |c: &Config, best: &Report| -> Option<Report> {
-        if runs >= SHRINK_RUNS {
-            return None;
-        }
-        runs += 1;
-        let r = run(scenario, c, false);
-        let same = r.violation.as_ref().map(|v| &v.finding) == Some(&finding);
-        (same && size(&r) < size(best)).then_some(r)
+    let mut s = Shrinker {
+        scenario,
+        finding: failing
+            .violation
+            .as_ref()
+            .expect("shrink a failing run")
+            .finding
+            .clone(),
+        origin: failing.config.strategy,
+        best: failing.clone(),
+        runs: 0,
     };
     loop {
-        let c = best.config.clone();
-        let mut smaller = Vec::new();
+        let before = size(&s.best);
+        s.fewer_processes_or_rounds();
+        s.fewer_faults();
+        s.one_crash();
+        s.fewer_preemptions();
+        if size(&s.best) == before || s.runs >= SHRINK_RUNS {
+            break;
+        }
+    }
+    run(scenario, &s.best.config, true)
+}
+
+/// What shrinking minimises, in order.
+fn size(r: &Report) -> (usize, u32, u64, u32, usize) {
+    (
+        r.config.procs,
+        r.config.iters,
+        r.violation.as_ref().map_or(u64::MAX, |v| v.step),
+        r.faults_fired,
+        preemptions(&script_of(r)),
+    )
+}
+
+/// The run's schedule as a `dfs` script, up to its last preemption (past
+/// the script, `dfs` keeps running the current process anyway).
+fn script_of(r: &Report) -> Vec<u32> {
+    let mut script: Vec<u32> = r.choices.iter().map(|c| c.0).collect();
+    while script.last() == Some(&0) {
+        script.pop();
+    }
+    script
+}
+
+fn preemptions(script: &[u32]) -> usize {
+    script.iter().filter(|&&c| c != 0).count()
+}
+
+struct Shrinker<'a> {
+    scenario: &'a Scenario,
+    finding: Finding,
+    /// The failing run's strategy, for new shapes (whose old schedule
+    /// means nothing).
+    origin: StrategyKind,
+    best: Report,
+    runs: usize,
+}
+
+impl Shrinker<'_> {
+    /// Runs `c`; keeps it if it breaks the same invariant and is smaller.
+    fn attempt(&mut self, c: Config) -> bool {
+        if self.runs >= SHRINK_RUNS {
+            return false;
+        }
+        self.runs += 1;
+        let r = run(self.scenario, &c, false);
+        let same = r.violation.as_ref().map(|v| &v.finding) == Some(&self.finding);
+        let better = same && size(&r) < size(&self.best);
+        if better {
+            self.best = r;
+        }
+        better
+    }
+
+    fn fewer_processes_or_rounds(&mut self) {
+        let c = self.best.config.clone();
+        let fresh = Config {
+            strategy: self.origin,
+            script: Vec::new(),
+            suppressed: BTreeSet::new(),
+            ..c.clone()
+        };
+        let mut shapes = Vec::new();
         if c.procs > 1 {
-            smaller.push(Config {
+            shapes.push(Config {
                 procs: c.procs - 1,
-                suppressed: BTreeSet::new(),
-                ..c.clone()
+                ..fresh.clone()
             });
         }
         if c.iters > 1 {
-            smaller.push(Config {
+            shapes.push(Config {
                 iters: c.iters - 1,
-                suppressed: BTreeSet::new(),
-                ..c.clone()
+                ..fresh.clone()
             });
         }
-        let mut found = None;
-        // Fewer processes or rounds: this seed first, then others.
-        'shape: for candidate in &smaller {
-            for offset in 0..=SHRINK_SEEDS {
-                let seed = candidate.seed.wrapping_add(offset);
-                if let Some(r) = attempt(
-                    &Config {
+        // This seed first, then others; the failing run's strategy, then
+        // pct, whose few preemptions reach shallow bugs with few processes.
+        let mut strategies = vec![self.origin];
+        for other in [StrategyKind::Pct { depth: 3 }, StrategyKind::Random] {
+            if !strategies.contains(&other) {
+                strategies.push(other);
+            }
+        }
+        for shape in &shapes {
+            for &strategy in &strategies {
+                for offset in 0..=SHRINK_SEEDS {
+                    let seed = shape.seed.wrapping_add(offset);
+                    if self.attempt(Config {
                         seed,
-                        ..candidate.clone()
-                    },
-                    &best,
-                ) {
-                    found = Some(r);
-                    break 'shape;
+                        strategy,
+                        ..shape.clone()
+                    }) {
+                        return;
+                    }
                 }
             }
         }
-        // Fewer faults: suppress one at a time.
-        if found.is_none() {
-            for ordinal in 0..best.fault_ordinals {
-                if c.suppressed.contains(&ordinal) {
-                    continue;
+        // The smaller shape with no drawn faults and one crash placed at
+        // each step in turn, run without preemptions: exploration's fault
+        // placement, for a violation a crash can cause on its own.
+        if !(c.faults.crash || c.crash_at.is_some()) {
+            return;
+        }
+        let last = self.best.violation.as_ref().map_or(0, |v| v.step);
+        for shape in shapes {
+            for at in 1..last {
+                if self.attempt(Config {
+                    strategy: StrategyKind::Dfs,
+                    fault_budget: 0,
+                    crash_at: Some(at),
+                    ..shape.clone()
+                }) {
+                    return;
                 }
+            }
+        }
+    }
+
+    fn fewer_faults(&mut self) {
+        let mut ordinal = 0;
+        while ordinal < self.best.fault_ordinals {
+            let c = self.best.config.clone();
+            if !c.suppressed.contains(&ordinal) {
                 let mut suppressed = c.suppressed.clone();
                 suppressed.insert(ordinal);
-                if let Some(r) = attempt(
-                    &Config {
-                        suppressed,
-                        ..c.clone()
-                    },
-                    &best,
-                ) {
-                    found = Some(r);
+                self.attempt(Config { suppressed, ..c });
+            }
+            ordinal += 1;
+        }
+    }
+
+    /// The drawn faults replaced by one crash placed at a step, earliest
+    /// first: how exploration places faults (see [`crate::explore`]), and
+    /// often a shorter road to the same violation than where the seed's
+    /// faults happened to strike.
+    fn one_crash(&mut self) {
+        if self.best.faults_fired == 0 {
+            return;
+        }
+        let c = self.best.config.clone();
+        let last = self.best.violation.as_ref().map_or(0, |v| v.step);
+        let every: BTreeSet<u32> = (0..self.best.fault_ordinals.max(1)).collect();
+        for at in 1..last {
+            if self.attempt(Config {
+                suppressed: every.clone(),
+                crash_at: Some(at),
+                ..c.clone()
+            }) {
+                return;
+            }
+        }
+    }
+
+    /// Delta debugging over the schedule's preemptions.
+    fn fewer_preemptions(&mut self) {
+        let as_script = |r: &Report| Config {
+            strategy: StrategyKind::Dfs,
+            script: script_of(r),
+            ..r.config.clone()
+        };
+        if self.best.config.strategy != StrategyKind::Dfs {
+            // The same run, as a script: equal in size, so taken only
+            // when it reproduces the violation at the same step.
+            let again = run(self.scenario, &as_script(&self.best), false);
+            self.runs += 1;
+            if again.violation.as_ref().map(|v| (&v.finding, v.step))
+                != self.best.violation.as_ref().map(|v| (&v.finding, v.step))
+            {
+                return;
+            }
+            self.best = again;
+        }
+        let mut block = preemptions(&script_of(&self.best)).max(1);
+        while block >= 1 && self.runs < SHRINK_RUNS {
+            let script = script_of(&self.best);
+            let at: Vec<usize> = (0..script.len()).filter(|&i| script[i] != 0).collect();
+            let mut shrunk = false;
+            // Latest preemptions first: they are the likeliest to come
+            // after what the violation needs.
+            for chunk in at.rchunks(block) {
+                let mut s = script.clone();
+                for &i in chunk {
+                    s[i] = 0;
+                }
+                while s.last() == Some(&0) {
+                    s.pop();
+                }
+                if self.attempt(Config {
+                    script: s,
+                    ..self.best.config.clone()
+                }) {
+                    shrunk = true;
                     break;
                 }
             }
-        }
-        match found {
-            Some(r) => best = r,
-            None => break,
+            if !shrunk {
+                block /= 2;
+            }
         }
     }
-    run(scenario, &best.config, true)
 }

@@ -12,6 +12,11 @@
 //!   [`crate::explore`]). Past the script it keeps running the current
 //!   process, so schedules are enumerated in order of preemptions.
 //!
+//! Every strategy logs its choices in the `dfs` script's terms (option 0
+//! is the process that made the last call, the others in slot order), so
+//! any run can be re-run as a `dfs` script and its schedule shrunk by
+//! editing that script (see [`crate::run::shrink`]).
+//!
 //! shuttle's runtime is not used: its scheduler drives shuttle's own
 //! threads and has no notion of virtual time, of a process blocked on a
 //! simulated `flock` or asleep until a virtual deadline, or of a crash that
@@ -176,7 +181,18 @@ impl Strategy {
     /// process that made the last call, if it can run on.
     pub fn pick(&mut self, runnable: &[usize], current: Option<usize>, step: u64) -> usize {
         debug_assert!(!runnable.is_empty());
-        match self.kind {
+        // The options in the dfs script's order: "keep running the current
+        // process" first.
+        let mut order: Vec<usize> = runnable.to_vec();
+        if let Some(c) = current
+            && let Some(pos) = order.iter().position(|&p| p == c)
+        {
+            order.remove(pos);
+            order.insert(0, c);
+        }
+        // Random and pct draw (and pass change points) at every call, one
+        // option or many, as they always have: seeds keep their schedules.
+        let chosen = match self.kind {
             StrategyKind::Random => runnable[self.rng.below(runnable.len() as u64) as usize],
             StrategyKind::Pct { .. } => {
                 for (i, &at) in self.change_points.iter().enumerate() {
@@ -191,25 +207,21 @@ impl Strategy {
                     .max_by_key(|&&p| self.priorities[p])
                     .expect("non-empty")
             }
+            StrategyKind::Dfs if order.len() == 1 => order[0],
             StrategyKind::Dfs => {
-                if runnable.len() == 1 {
-                    return runnable[0];
-                }
-                // Option 0 is "keep running the current process".
-                let mut order: Vec<usize> = runnable.to_vec();
-                if let Some(c) = current
-                    && let Some(pos) = order.iter().position(|&p| p == c)
-                {
-                    order.remove(pos);
-                    order.insert(0, c);
-                }
-                let at = self.log.len();
-                let choice = self.script.get(at).copied().unwrap_or(0);
-                let choice = choice.min(order.len() as u32 - 1);
-                self.log.push((choice, order.len() as u32));
-                order[choice as usize]
+                let choice = self.script.get(self.log.len()).copied().unwrap_or(0);
+                order[choice.min(order.len() as u32 - 1) as usize]
             }
+        };
+        if order.len() == 1 {
+            return chosen;
         }
+        let taken = order
+            .iter()
+            .position(|&p| p == chosen)
+            .expect("chosen among runnable");
+        self.log.push((taken as u32, order.len() as u32));
+        chosen
     }
 }
 
@@ -231,5 +243,31 @@ mod tests {
         assert_eq!(s.pick(&[0, 1, 2], Some(1), 1), 1);
         assert_eq!(s.pick(&[2], Some(1), 2), 2);
         assert_eq!(s.log, vec![(1, 3), (0, 3)]);
+    }
+
+    #[test]
+    fn random_choices_are_logged_as_the_dfs_script_that_repeats_them() {
+        let mut random = Strategy::new(StrategyKind::Random, 9, 3, vec![]);
+        let runs: Vec<(Vec<usize>, Option<usize>)> = (0..200)
+            .map(|i| {
+                let all = vec![0, 1, 2];
+                let runnable = if i % 7 == 0 { vec![1, 2] } else { all };
+                (runnable, Some(i % 3))
+            })
+            .collect();
+        let picked: Vec<usize> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, (r, c))| random.pick(r, *c, i as u64))
+            .collect();
+        let script = random.log.iter().map(|c| c.0).collect();
+        let mut dfs = Strategy::new(StrategyKind::Dfs, 0, 3, script);
+        let again: Vec<usize> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, (r, c))| dfs.pick(r, *c, i as u64))
+            .collect();
+        assert_eq!(picked, again);
+        assert!(picked.iter().any(|&p| p != picked[0]), "a real mix");
     }
 }

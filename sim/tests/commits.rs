@@ -5,7 +5,7 @@
 use baton_core::catalogue::{Expect, Invariant};
 use baton_sim::{Finding, StrategyKind, check, replay, run, scenarios, shrink};
 
-const SEEDS: u64 = 150;
+const SEEDS: u64 = 500;
 
 #[test]
 fn field_commit_protocols_cross_commits_and_replay_exactly() {
