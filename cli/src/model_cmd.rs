@@ -26,6 +26,10 @@ pub struct ModelArgs {
     /// to browse its states and counterexamples; runs until interrupted.
     #[arg(long, value_name = "ADDR")]
     pub explore: Option<String>,
+    /// Draw `--model NAME`'s counterexample as a swimlane diagram (SVG) in
+    /// FILE, which must not exist.
+    #[arg(long, value_name = "FILE", conflicts_with = "explore")]
+    pub svg: Option<std::path::PathBuf>,
 }
 
 /// Wall-clock time of the checker's own work, for the report.
@@ -174,8 +178,32 @@ pub fn run(args: ModelArgs, json_mode: bool) -> anyhow::Result<Exit> {
         explore(&args.model, args.instances, addr).expect("a listed model");
         return Ok(Exit::Ok);
     }
+    if args.svg.is_some() && args.model == "all" {
+        return Err(crate::args::UsageError(format!(
+            "--svg draws one model's counterexample: name it with --model ({})",
+            MODELS.join(", ")
+        ))
+        .into());
+    }
     let verdicts = check_models(&args.model, args.instances)?;
     print(&verdicts, json_mode, args.trace);
+    if let (Some(path), [(v, _)]) = (&args.svg, &verdicts[..]) {
+        let Some(violated) = v.violated else {
+            return Err(anyhow::anyhow!(
+                "--svg {}: {} holds at {} instances; there is no counterexample to draw",
+                path.display(),
+                v.name,
+                v.instances
+            ));
+        };
+        let diagram = baton_sim::swimlane::Diagram::from_model(
+            v.name,
+            v.instances,
+            &v.counterexample,
+            &format!("VIOLATION {violated}"),
+        );
+        crate::report::write_new_file(path, diagram.svg().as_bytes())?;
+    }
     Ok(if verdicts.iter().all(|(v, _)| v.matches()) {
         Exit::Ok
     } else {

@@ -42,6 +42,37 @@ pub fn error_line(message: &str) {
     stderr_line(&format!("baton: {}", message.replace('\n', " ")));
 }
 
+/// Writes `bytes` to `path`, which must not exist yet: baton never
+/// overwrites a file it did not create, and `O_CREAT|O_EXCL` refuses a
+/// symlink planted at the name too. A write that fails (a full disk)
+/// removes the file it made, if the name still points at it, so nothing
+/// partial is left.
+pub fn write_new_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use baton_core::env::real::RealEnv;
+    use baton_core::env::{Fs, OpenFile};
+
+    let env = RealEnv::new().context("read process identity from /proc")?;
+    let file = env.create_new(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow::anyhow!(
+                "{}: exists; baton writes only new files (remove it or name another)",
+                path.display()
+            )
+        } else {
+            anyhow::anyhow!("{}: cannot create: {e}", path.display())
+        }
+    })?;
+    if let Err(e) = file.write_all_at(bytes, 0) {
+        let ours = file.metadata().ok().map(|m| m.id);
+        if ours.is_some() && env.symlink_metadata(path).ok().map(|m| m.id) == ours {
+            let _ = env.remove_file(path);
+        }
+        return Err(anyhow::anyhow!("{}: cannot write: {e}", path.display()));
+    }
+    Ok(())
+}
+
 /// `n` per second of `took` (0 for work too quick to time).
 pub fn per_second(n: u64, took: Duration) -> u64 {
     let secs = took.as_secs_f64();

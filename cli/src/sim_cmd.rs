@@ -49,6 +49,10 @@ pub struct SimArgs {
     /// Print the shrunk trace of every violation found.
     #[arg(long)]
     pub trace: bool,
+    /// With --replay: also draw the run as a swimlane diagram (SVG) in
+    /// FILE, which must not exist.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
 }
 
 /// Seeds per scenario when none are given.
@@ -258,8 +262,14 @@ pub fn selected(name: &str) -> anyhow::Result<Vec<Scenario>> {
 
 pub fn run(args: SimArgs, json: bool) -> anyhow::Result<Exit> {
     let strategy = strategy_kind(args.strategy, args.pct_depth);
+    if args.svg.is_some() && args.replay.is_none() {
+        return Err(crate::args::UsageError(
+            "--svg draws one run: give its token with --replay".into(),
+        )
+        .into());
+    }
     if let Some(token) = &args.replay {
-        return replay_token(token, json);
+        return replay_token(token, json, args.svg.as_deref());
     }
     let (first, seeds) = match (args.seed, args.seeds) {
         (Some(s), None) => (s, 1),
@@ -285,12 +295,16 @@ pub fn run(args: SimArgs, json: bool) -> anyhow::Result<Exit> {
     })
 }
 
-fn replay_token(token: &str, json: bool) -> anyhow::Result<Exit> {
+fn replay_token(token: &str, json: bool, svg: Option<&std::path::Path>) -> anyhow::Result<Exit> {
     let name = token.split(':').next().unwrap_or_default();
     let s = scenarios::scenario(name).ok_or_else(|| {
         crate::args::UsageError(format!("bad replay token: {token}: no scenario {name}"))
     })?;
     let report = replay(&s, token).map_err(|e| crate::args::UsageError(e.to_string()))?;
+    if let Some(path) = svg {
+        let diagram = baton_sim::swimlane::Diagram::from_report(&report);
+        crate::report::write_new_file(path, diagram.svg().as_bytes())?;
+    }
     let verdict = Verdict {
         scenario: s.name.clone(),
         strategy: report.config.strategy.name(),

@@ -238,3 +238,78 @@ fn explorer_needs_one_model_and_a_free_address() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn svg_draws_a_replay_and_a_model_counterexample_into_new_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim_svg = dir.path().join("replay.svg");
+    let token = "naive-reap:random:0:2:1:cpsr:8:::";
+    let o = baton(&["sim", "--replay", token, "--svg", sim_svg.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let svg = std::fs::read_to_string(&sim_svg).unwrap();
+    assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>\n"));
+    assert!(svg.contains(token), "titled by its token");
+    assert!(svg.contains("VIOLATION mutual-exclusion"));
+    // The trace still goes to stdout.
+    assert!(stdout(&o).contains("VIOLATION mutual-exclusion"));
+
+    let model_svg = dir.path().join("model.svg");
+    let o = baton(&[
+        "model",
+        "--model",
+        "naive-reap",
+        "--svg",
+        model_svg.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let svg = std::fs::read_to_string(&model_svg).unwrap();
+    assert!(svg.contains("CreateExclusive(0)") && svg.contains("VIOLATION mutual-exclusion"));
+
+    // A file that exists is the user's: refused, untouched.
+    let theirs = dir.path().join("theirs.svg");
+    std::fs::write(&theirs, "keep me").unwrap();
+    // So is a symlink planted at the name, even a dangling one.
+    let planted = dir.path().join("planted.svg");
+    std::os::unix::fs::symlink(dir.path().join("target-file"), &planted).unwrap();
+    for path in [&theirs, &planted] {
+        let o = baton(&["sim", "--replay", token, "--svg", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{path:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(path.to_str().unwrap()) && err.contains("exists"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), "keep me");
+    assert!(!dir.path().join("target-file").exists());
+
+    // Nothing to draw: a holding model; no model named; no token to replay.
+    let none = dir.path().join("none.svg");
+    for (args, code) in [
+        (&["model", "--model", "baton-lock-file", "--svg"][..], 1),
+        (&["model", "--svg"], 2),
+        (&["sim", "--scenario", "naive-reap", "--svg"], 2),
+    ] {
+        let mut args = args.to_vec();
+        args.push(none.to_str().unwrap());
+        let o = baton(&args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr).lines().count(),
+            1,
+            "{args:?}"
+        );
+        assert!(!none.exists(), "{args:?}");
+    }
+}

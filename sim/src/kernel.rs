@@ -46,6 +46,16 @@ pub const CALL_NS: u64 = 20_000;
 pub const MAX_WAKE_LATENCY_NS: u64 = 2_000_000;
 const SEC: u64 = 1_000_000_000;
 
+/// One traced step: what process `slot` did at true time `at_ns`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub at_ns: u64,
+    pub slot: usize,
+    /// As in the trace line: `<call> -> <result>`, `CRASH in <call>`,
+    /// `ENTER <resource>`, ...
+    pub what: String,
+}
+
 /// Why a process thread unwinds.
 #[derive(Debug)]
 pub(crate) enum Unwind {
@@ -116,6 +126,8 @@ pub(crate) struct Kernel {
     /// The call each process waiting for its turn is about to make.
     pub pending: Vec<Option<crate::fault::Site>>,
     pub trace: Option<Vec<String>>,
+    /// The trace's steps as data, when tracing (for diagrams).
+    pub events: Vec<Event>,
     hash: DefaultHasher,
     /// Randomness the processes see (tokens, jitter, read_dir order).
     pub rng: Rng,
@@ -155,6 +167,7 @@ impl Kernel {
             limits,
             pending: vec![None; procs],
             trace: trace.then(Vec::new),
+            events: Vec::new(),
             hash: DefaultHasher::new(),
             rng: Rng::stream(seed, 0xE4F),
             world_rng: Rng::stream(seed, 0x1D),
@@ -246,15 +259,21 @@ impl Kernel {
         self.step += 1;
         if let Some(trace) = &mut self.trace {
             let wall = self.procs[slot].clock.wall_ns(self.now);
+            let what = what();
             let line = format!(
                 "t={} p{} (clock {}) {}",
                 secs(self.now as i64),
                 slot,
                 secs(wall),
-                what()
+                what
             );
             line.hash(&mut self.hash);
             trace.push(line);
+            self.events.push(Event {
+                at_ns: self.now,
+                slot,
+                what,
+            });
         } else {
             (slot, self.now).hash(&mut self.hash);
         }

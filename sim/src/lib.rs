@@ -63,9 +63,11 @@ mod rng;
 pub mod run;
 pub mod scenarios;
 pub mod strategy;
+pub mod swimlane;
 
 pub use env::{Probe, SimEnv, SimFile};
 pub use fault::FaultKinds;
+pub use kernel::Event;
 pub use oracle::{Finding, Violation};
 pub use run::{Check, Config, Report, Role, Scenario, check, replay, run, run_guided, shrink};
 pub use strategy::{GuideStep, StrategyKind};

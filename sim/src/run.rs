@@ -15,7 +15,7 @@ use crate::clock::epoch;
 use crate::env::{Probe, SimEnv};
 use crate::fault::{FaultKinds, FaultPlan};
 use crate::fs::SimFs;
-use crate::kernel::{Kernel, Limits, PState, Shared, Unwind, Yield};
+use crate::kernel::{Event, Kernel, Limits, PState, Shared, Unwind, Yield};
 use crate::oracle::{Finding, Oracle, Violation};
 use crate::strategy::{Strategy, StrategyKind};
 
@@ -257,6 +257,8 @@ pub struct Report {
     pub virtual_ns: u64,
     /// The trace, when asked for: `t=<true> p<N> (clock <local>) <call> -> <result>`.
     pub trace: Vec<String>,
+    /// The trace's steps as data (when traced), for diagrams.
+    pub events: Vec<Event>,
     /// Hash of the whole run (of the trace lines, when traced).
     pub hash: u64,
     pub faults_fired: u32,
@@ -367,6 +369,7 @@ pub fn run_guided(
         virtual_ns: k.now,
         hash: k.trace_hash(),
         trace: k.trace.take().unwrap_or_default(),
+        events: std::mem::take(&mut k.events),
         faults_fired: k.faults.fired(),
         fault_ordinals: k.faults.ordinals(),
         choices: k.strategy.log.clone(),
