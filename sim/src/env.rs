@@ -174,6 +174,7 @@ fn errno_name(code: i32) -> &'static str {
         21 => "EISDIR",
         22 => "EINVAL",
         28 => "ENOSPC",
+        37 => "ENOLCK",
         39 => "ENOTEMPTY",
         _ => "E?",
     }
@@ -247,6 +248,7 @@ impl<'y> Caller<'y> {
             }
             Some(Fault::Io { errno }) => {
                 k.mark("io-error");
+                k.procs[self.slot].injected += 1;
                 k.now += CALL_NS;
                 k.record(self.slot, || {
                     format!("{} -> {} (injected)", what(), errno_name(errno))
@@ -897,6 +899,46 @@ impl Probe {
         self.with(|k, slot| {
             k.record(slot, || format!("ACK {key}"));
             k.oracle.ack(key);
+        });
+    }
+
+    /// How many I/O errors have been injected into this process's calls
+    /// so far: take it before an operation, and hand it to
+    /// [`Probe::error_seen`] if the operation fails.
+    pub fn injected(&self) -> u32 {
+        self.shared.lock().procs[self.slot].injected
+    }
+
+    /// The operation `what`, begun when [`Probe::injected`] said `before`,
+    /// failed with `err`. Fine if a fault was injected into one of its
+    /// calls since; otherwise production code failed on its own, and the
+    /// run fails with [`Finding::UnexpectedError`].
+    pub fn error_seen(&self, before: u32, what: &str, err: &dyn std::fmt::Display) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("ERROR {what}: {err}"));
+            if k.procs[slot].injected == before {
+                k.violate(
+                    Finding::UnexpectedError,
+                    format!("p{slot}: {what} failed ({err}) with no fault injected into its calls"),
+                );
+            }
+        });
+    }
+
+    /// The operation `what` gave up a bounded wait for another process's
+    /// short hold (fence or claims directory busy). Fine if some process
+    /// has been paused in this run (it may have been paused holding it);
+    /// otherwise nothing held it that long, and the run fails with
+    /// [`Finding::UnexpectedError`].
+    pub fn busy_seen(&self, what: &str) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("BUSY {what}"));
+            if !k.marks.contains_key("pause") {
+                k.violate(
+                    Finding::UnexpectedError,
+                    format!("p{slot}: {what} found it busy though no process was ever paused"),
+                );
+            }
         });
     }
 

@@ -96,7 +96,7 @@ impl Site {
     /// The errors this call can really return on a local filesystem, for
     /// injection. Calls that cannot fail get none.
     pub fn io_errors(self) -> &'static [i32] {
-        use crate::fs::{EACCES, EIO, ENOSPC};
+        use crate::fs::{EACCES, EIO, ENOLCK, ENOSPC};
         match self {
             Site::CreateNew
             | Site::CreateUnnamed
@@ -107,6 +107,13 @@ impl Site {
             Site::Rename | Site::RemoveFile => &[EACCES, EIO],
             Site::WriteAllAt | Site::SetLen => &[ENOSPC, EIO],
             Site::SyncAll | Site::SyncDir | Site::Read | Site::ReadAll | Site::ReadDir => &[EIO],
+            // flock(2) runs out of lock records (ENOLCK), rare but real;
+            // EINTR is not injected: it needs a signal handler installed
+            // without SA_RESTART, and baton installs no handler at all.
+            Site::TryLock | Site::Lock => &[ENOLCK],
+            Site::Metadata | Site::FileMetadata | Site::SetModified | Site::FileSetModified => {
+                &[EIO]
+            }
             _ => &[],
         }
     }

@@ -58,6 +58,7 @@ pub const ENOSPC: i32 = 28;
 pub const EACCES: i32 = 13;
 pub const EPERM: i32 = 1;
 pub const ENOTEMPTY: i32 = 39;
+pub const ENOLCK: i32 = 37;
 
 #[derive(Clone, Debug)]
 enum Node {

@@ -97,6 +97,9 @@ pub(crate) struct Proc {
     pub clock: ClockModel,
     /// Time this slot's processes have spent paused.
     pub paused_ns: u64,
+    /// I/O errors injected into this slot's calls so far (see
+    /// `Probe::error_seen`).
+    pub injected: u32,
 }
 
 /// Limits of one run.
@@ -187,6 +190,7 @@ impl Kernel {
                 state: PState::Runnable,
                 clock,
                 paused_ns: 0,
+                injected: 0,
             });
         }
         k

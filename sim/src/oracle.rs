@@ -13,6 +13,10 @@ pub enum Finding {
     Invariant(Invariant),
     /// A panic in production or scenario code: an assertion failed.
     Panic,
+    /// A call failed although no fault was injected into any call of the
+    /// process since it began: production code made up an error (or
+    /// mistook a normal outcome for one).
+    UnexpectedError,
 }
 
 impl fmt::Display for Finding {
@@ -20,6 +24,7 @@ impl fmt::Display for Finding {
         match self {
             Finding::Invariant(i) => i.fmt(f),
             Finding::Panic => f.write_str("panic"),
+            Finding::UnexpectedError => f.write_str("unexpected-error"),
         }
     }
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{
-    LockError, LockEvent, Release, locks_unsupported, open_failure, remaining, split, still_named,
-    vet,
+    LockError, LockEvent, Release, locks_unavailable, locks_unsupported, open_failure, remaining,
+    split, still_named, vet,
 };
 use crate::atomic::stage;
 use crate::backoff::Backoff;
@@ -101,8 +101,13 @@ fn publish<E: Env>(env: &E, lock: &Path, bytes: &[u8]) -> Result<Option<E::File>
             );
             Ok(())
         }
-        // Without kernel locks the protocol still excludes, but reapers
-        // cannot be serialised; `inspect` refuses to reap on such a fs.
+        // On a filesystem without kernel locks the protocol still
+        // excludes, but reapers cannot be serialised; `inspect` refuses to
+        // reap there, since every waiter's `flock` fails too. ENOLCK is not
+        // that: peers' locks may work, and a waiter holding the kernel lock
+        // of our unlocked inode would judge us by observation alone and
+        // could reap us while we hold (found by the simulator, injecting
+        // ENOLCK into this call). So that attempt fails.
         Err(e) if locks_unsupported(&e) => Ok(()),
         Err(e) => Err(IoFailure::at("lock new lock file", &shown)(e)),
     }
@@ -146,7 +151,8 @@ fn inspect<E: Env>(
     let can_serialise = match file.try_lock() {
         Ok(true) => true,
         Ok(false) => return Ok(Found::HeldLive(owner)),
-        Err(e) if locks_unsupported(&e) => false,
+        // Unable to serialise with other reapers: reap nothing.
+        Err(e) if locks_unsupported(&e) || locks_unavailable(&e) => false,
         Err(e) => return Err(IoFailure::at("lock lock file", lock)(e).into()),
     };
     // Holding the inode's kernel lock (if the fs has them), no baton peer

@@ -511,10 +511,18 @@ pub(crate) fn names<E: Env>(
     }
 }
 
-/// Whether an error means the filesystem does not do `flock` at all.
+/// Whether an error means the filesystem does not do `flock` at all
+/// (EOPNOTSUPP, ENOSYS): for every process, every time.
 fn locks_unsupported(e: &io::Error) -> bool {
-    // ENOLCK, EOPNOTSUPP, ENOSYS
-    matches!(e.raw_os_error(), Some(37) | Some(95) | Some(38))
+    matches!(e.raw_os_error(), Some(95) | Some(38))
+}
+
+/// Whether `flock` failed for want of a lock now (ENOLCK: the kernel's
+/// lock records ran out, or an NFS client has no lock manager). Unlike
+/// [`locks_unsupported`], peers on the same filesystem may well hold
+/// theirs.
+fn locks_unavailable(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(37)
 }
 
 impl fmt::Display for Mode {

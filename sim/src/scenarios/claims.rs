@@ -19,7 +19,8 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use baton_core::atomic::write_atomic;
-use baton_core::claims::{Claimant, Claimed, Claims, overlaps};
+use baton_core::catalogue::Invariant;
+use baton_core::claims::{ClaimError, Claimant, Claimed, Claims, overlaps};
 use baton_core::env::{Clock, Fs};
 use baton_core::lock::Wait;
 
@@ -80,19 +81,31 @@ fn baton_body(env: &SimEnv, probe: &Probe, role: Role) {
         task: String::new(),
         ttl: None,
     };
-    for _ in 0..role.iters {
+    'round: for _ in 0..role.iters {
         for _ in 0..ATTEMPTS {
+            let before = probe.injected();
             match claims.claim(env, &paths, &who, Wait::For(Duration::from_secs(120))) {
                 Ok(Claimed::All(held)) => {
                     edit(env, probe, &covered(&held.paths));
                     drop(held);
-                    break;
+                    continue 'round;
                 }
                 Ok(Claimed::Conflict { .. }) => probe.mark("conflict-timeout"),
+                Err(ClaimError::Busy { .. }) => {
+                    probe.busy_seen("claim");
+                    env.sleep(Duration::from_millis(100));
+                }
                 // An injected I/O error: back off and try again.
-                Err(_) => env.sleep(Duration::from_millis(100)),
+                Err(e) => {
+                    probe.error_seen(before, "claim", &e);
+                    env.sleep(Duration::from_millis(100));
+                }
             }
         }
+        probe.violated(
+            Invariant::Liveness,
+            &format!("p{} gave up after {ATTEMPTS} attempts", role.index),
+        );
     }
 }
 

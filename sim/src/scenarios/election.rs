@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use baton_core::catalogue::Invariant;
-use baton_core::election::{self, Election};
+use baton_core::election::{self, Election, ElectionError};
 use baton_core::env::{Clock, Fs, OpenFile, Random};
 use baton_core::fence;
 use baton_core::lease::{self, LeaseTiming};
@@ -220,11 +220,17 @@ fn baton_election_member(env: &SimEnv, probe: &Probe, role: Role, check: bool) {
     let e = Election::new(ELECTION_DIR);
     let id = format!("p{}", role.index);
     let member = loop {
+        let before = probe.injected();
         match election::join(env, &e, &id) {
             Ok(m) => break m,
-            // An injected I/O error, or our previous incarnation's member
-            // file not yet released: try again shortly.
-            Err(_) => env.sleep(Duration::from_millis(100)),
+            // Our previous incarnation's member file not yet released (its
+            // reaper has not judged it dead yet): try again shortly.
+            Err(ElectionError::IdInUse { .. }) => env.sleep(Duration::from_millis(100)),
+            // An injected I/O error: the same.
+            Err(err) => {
+                probe.error_seen(before, "join", &err);
+                env.sleep(Duration::from_millis(100));
+            }
         }
     };
     if check {
@@ -232,6 +238,7 @@ fn baton_election_member(env: &SimEnv, probe: &Probe, role: Role, check: bool) {
     }
     let mut terms = 0;
     while terms < role.iters {
+        let before = probe.injected();
         let leadership = match election::campaign(
             env,
             &e,
@@ -241,7 +248,8 @@ fn baton_election_member(env: &SimEnv, probe: &Probe, role: Role, check: bool) {
         ) {
             Ok(Some(l)) => l,
             Ok(None) => continue,
-            Err(_) => {
+            Err(err) => {
+                probe.error_seen(before, "campaign", &err);
                 env.sleep(Duration::from_millis(100));
                 continue;
             }
@@ -250,13 +258,16 @@ fn baton_election_member(env: &SimEnv, probe: &Probe, role: Role, check: bool) {
         probe.acting_primary(ELECTION, epoch);
         for k in 0..2 {
             let entry = format!("term {epoch} event {k} by {id}");
+            let before = probe.injected();
             match fence::append(env, Path::new(FENCED_LOG), epoch, &entry) {
                 Ok(()) => probe.ack(&format!("{epoch}/{k}")),
                 Err(fence::FenceError::Fenced { newest, .. }) => probe.violated(
                     Invariant::SinglePrimary,
                     &format!("primary of epoch {epoch} fenced off by epoch {newest}"),
                 ),
-                Err(_) => {} // injected I/O error: this event is not acknowledged
+                Err(fence::FenceError::Busy { .. }) => probe.busy_seen("fenced append"),
+                // An injected I/O error: this event is not acknowledged.
+                Err(err) => probe.error_seen(before, "fenced append", &err),
             }
             env.sleep(Duration::from_millis(200));
         }
@@ -301,10 +312,12 @@ fn baton_election_lease(env: &SimEnv, probe: &Probe, role: Role, report_acting: 
     while terms < role.iters && attempts < 100 {
         attempts += 1;
         let wait = Wait::For(Duration::from_secs(120));
+        let before = probe.injected();
         let mut holder = match lease::campaign(env, &e, &id, timing, wait) {
             Ok(Some(h)) => h,
             Ok(None) => continue,
-            Err(_) => {
+            Err(err) => {
+                probe.error_seen(before, "lease campaign", &err);
                 env.sleep(Duration::from_millis(100));
                 continue;
             }
@@ -318,6 +331,7 @@ fn baton_election_lease(env: &SimEnv, probe: &Probe, role: Role, report_acting: 
                 break;
             }
             let entry = format!("term {epoch} event {k} by {id}");
+            let before = probe.injected();
             match fence::append(env, Path::new(FENCED_LOG), epoch, &entry) {
                 Ok(()) => probe.ack(&format!("{epoch}/{k}")),
                 Err(fence::FenceError::Fenced { newest, .. }) => {
@@ -333,7 +347,8 @@ fn baton_election_lease(env: &SimEnv, probe: &Probe, role: Role, report_acting: 
                     }
                     break;
                 }
-                Err(_) => {}
+                Err(fence::FenceError::Busy { .. }) => probe.busy_seen("fenced append"),
+                Err(err) => probe.error_seen(before, "fenced append", &err),
             }
             env.sleep(timing.retry);
             if !matches!(holder.renew(), Ok(true)) {

@@ -28,13 +28,14 @@ fn body(mode: Mode, readers: bool, env: &SimEnv, probe: &Probe, role: Role) {
     let reader = readers && role.index % 2 == 1;
     opts.shared = reader;
     let target = Path::new(counter::COUNTER);
-    for _ in 0..role.iters {
+    'round: for _ in 0..role.iters {
         for _ in 0..ATTEMPTS {
             let mut mark = |e: LockEvent| match e {
                 LockEvent::Reaped { why, .. } => probe.mark(&format!("reaped-{}", why.code())),
                 LockEvent::Waiting { .. } => probe.mark("waited"),
                 LockEvent::CannotReap { .. } => probe.mark("cannot-reap"),
             };
+            let before = probe.injected();
             match lock::acquire(env, target, &opts, &mut mark) {
                 Ok(Some(guard)) => {
                     if reader {
@@ -43,14 +44,27 @@ fn body(mode: Mode, readers: bool, env: &SimEnv, probe: &Probe, role: Role) {
                         counter::increment(env, probe);
                     }
                     let _ = guard.release();
-                    break;
+                    continue 'round;
                 }
                 Ok(None) => {}
                 // An injected I/O error: back off and try again.
-                Err(_) => env.sleep(Duration::from_millis(100)),
+                Err(e) => {
+                    probe.error_seen(before, "acquire", &e);
+                    env.sleep(Duration::from_millis(100));
+                }
             }
         }
+        gave_up(probe, role);
     }
+}
+
+/// A round that used every attempt without the lock: the liveness
+/// property behind the bounded polls (faults heal; the lock must come).
+fn gave_up(probe: &Probe, role: Role) {
+    probe.violated(
+        baton_core::catalogue::Invariant::Liveness,
+        &format!("p{} gave up after {ATTEMPTS} attempts", role.index),
+    );
 }
 
 pub fn scenario(mode: Mode) -> Scenario {
@@ -64,13 +78,15 @@ fn handle_body(env: &SimEnv, probe: &Probe, role: Role) {
     }
     let target = Path::new(counter::COUNTER);
     let mut handle = None;
-    for _ in 0..role.iters {
+    'round: for _ in 0..role.iters {
         for _ in 0..ATTEMPTS {
+            let before = probe.injected();
             let h = match &mut handle {
                 Some(h) => h,
                 None => match Handle::open(env, target, &format!("p{}", role.index)) {
                     Ok(h) => handle.insert(h),
-                    Err(_) => {
+                    Err(e) => {
+                        probe.error_seen(before, "open a handle", &e);
                         env.sleep(Duration::from_millis(100));
                         continue;
                     }
@@ -81,13 +97,17 @@ fn handle_body(env: &SimEnv, probe: &Probe, role: Role) {
                 Ok(Some(guard)) => {
                     counter::increment(env, probe);
                     let _ = guard.release();
-                    break;
+                    continue 'round;
                 }
                 Ok(None) => {}
                 // An injected I/O error: back off and try again.
-                Err(_) => env.sleep(Duration::from_millis(100)),
+                Err(e) => {
+                    probe.error_seen(before, "acquire through a handle", &e);
+                    env.sleep(Duration::from_millis(100));
+                }
             }
         }
+        gave_up(probe, role);
     }
 }
 

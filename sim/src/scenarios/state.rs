@@ -80,9 +80,10 @@ const ATTEMPTS: u32 = 100;
 fn baton_body(strategy: Strategy, env: &SimEnv, probe: &Probe, role: Role) {
     let opts = UpdateOptions::new(strategy, Mode::Kernel, Wait::For(Duration::from_secs(120)));
     let path = Path::new(STATE);
-    for _ in 0..role.iters {
+    'round: for _ in 0..role.iters {
         look(env, probe);
         for _ in 0..ATTEMPTS {
+            let before = probe.injected();
             let mut mark = |e: LockEvent| {
                 if let LockEvent::Waiting { .. } = e {
                     probe.mark("waited");
@@ -102,7 +103,7 @@ fn baton_body(strategy: Strategy, env: &SimEnv, probe: &Probe, role: Role) {
                         probe.mark("cas-retried");
                     }
                     probe.ack(STATE);
-                    break;
+                    continue 'round;
                 }
                 Ok(Outcome::Busy { .. }) => probe.mark("busy"),
                 Ok(Outcome::Aborted(())) => {
@@ -110,9 +111,16 @@ fn baton_body(strategy: Strategy, env: &SimEnv, probe: &Probe, role: Role) {
                     return;
                 }
                 // An injected I/O error: back off and try again.
-                Err(_) => env.sleep(Duration::from_millis(100)),
+                Err(e) => {
+                    probe.error_seen(before, "update", &e);
+                    env.sleep(Duration::from_millis(100));
+                }
             }
         }
+        probe.violated(
+            Invariant::Liveness,
+            &format!("p{} gave up after {ATTEMPTS} attempts", role.index),
+        );
     }
 }
 
