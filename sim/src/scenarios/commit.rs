@@ -24,11 +24,11 @@ use std::time::Duration;
 
 use baton_core::atomic::write_atomic;
 use baton_core::catalogue::Invariant;
-use baton_core::claims::{Claimant, Claims};
+use baton_core::claims::{ClaimError, Claimant, Claims};
 use baton_core::env::git::Git;
 use baton_core::env::{Clock, Fs, Random};
 use baton_core::lock::{self, LockOptions, Mode, Wait};
-use baton_core::txn::{self, Begun, Finished, Plan, Recovery};
+use baton_core::txn::{self, Begun, Finished, Plan, Recovery, TxnError};
 
 use crate::clock::epoch;
 use crate::env::{Probe, SimEnv};
@@ -204,6 +204,7 @@ fn txn_body(env: &SimEnv, probe: &Probe, role: Role) {
             message: &message,
         };
         for _ in 0..ATTEMPTS {
+            let before = probe.injected();
             match txn::begin(env, &git, &repo, &claims, &plan) {
                 Ok(Begun::Ready(t)) => {
                     if scope.iter().any(|p| append(env, p, &tag).is_err()) {
@@ -224,7 +225,14 @@ fn txn_body(env: &SimEnv, probe: &Probe, role: Role) {
                             );
                             return;
                         }
-                        Err(_) => env.sleep(Duration::from_millis(50)),
+                        Err(e) => {
+                            if busy(&e) {
+                                probe.busy_seen("commit");
+                            } else {
+                                probe.error_seen(before, "commit", &e);
+                            }
+                            env.sleep(Duration::from_millis(50));
+                        }
                     }
                 }
                 Ok(Begun::Conflict { .. }) => env.sleep(Duration::from_millis(20)),
@@ -259,9 +267,26 @@ fn txn_body(env: &SimEnv, probe: &Probe, role: Role) {
                     );
                 }
                 // An injected I/O error: back off and try again.
-                Err(_) => env.sleep(Duration::from_millis(50)),
+                Err(e) => {
+                    if busy(&e) {
+                        probe.busy_seen("begin");
+                    } else {
+                        probe.error_seen(before, "begin", &e);
+                    }
+                    env.sleep(Duration::from_millis(50));
+                }
             }
         }
+    }
+}
+
+/// A bounded wait for another process's short hold that expired (see
+/// `Probe::busy_seen`).
+fn busy(e: &TxnError) -> bool {
+    match e {
+        TxnError::Commit(c) => c.is_busy(),
+        TxnError::Claim(c) => matches!(c, ClaimError::Busy { .. }),
+        _ => false,
     }
 }
 
