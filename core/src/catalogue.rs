@@ -133,6 +133,16 @@ pub const PROTOCOLS: &[Protocol] = &[
         expect: Expect::Holds,
     },
     Protocol {
+        name: "baton-lock-file-foreign",
+        source: "baton: exclusive-file mode while another tool removes, replaces or truncates its lock file",
+        expect: Expect::Holds,
+    },
+    Protocol {
+        name: "baton-lock-kernel-foreign",
+        source: "baton: kernel mode while another tool removes, replaces or truncates its sidecar",
+        expect: Expect::Holds,
+    },
+    Protocol {
         name: "baton-election",
         source: "baton: held leader lock, durable epochs, fenced log",
         expect: Expect::Holds,

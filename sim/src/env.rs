@@ -211,6 +211,10 @@ impl<'y> Caller<'y> {
         if !k.in_fault_phase() {
             return Ok(k);
         }
+        let targets = k.foreign_targets.len();
+        if let Some((target, act)) = k.faults.foreign_strike(targets) {
+            k.foreign(target, act);
+        }
         let step = k.step;
         match k.faults.strike(site, step) {
             None => Ok(k),
@@ -421,7 +425,16 @@ impl<'y> Fs for SimEnv<'y> {
         self.caller.call(
             Site::Rename,
             &|| format!("rename({}, {})", d(from), d(to)),
-            |k, _| k.fs.rename(from, to),
+            |k, slot| {
+                // Moving another tool's file is allowed (it must be back by
+                // healing); replacing its last name deletes it.
+                if let Some(ino) = k.fs.inode_of(to)
+                    && k.fs.nlink(ino) == 1
+                {
+                    k.check_foreign(slot, ino, &format!("renamed over {}", d(to)));
+                }
+                k.fs.rename(from, to)
+            },
         )
     }
 
@@ -429,7 +442,15 @@ impl<'y> Fs for SimEnv<'y> {
         self.caller.call(
             Site::RemoveFile,
             &|| format!("remove_file({})", d(path)),
-            |k, _| k.fs.remove_file(path),
+            |k, slot| {
+                // Dropping one of several names deletes nothing.
+                if let Some(ino) = k.fs.inode_of(path)
+                    && k.fs.nlink(ino) == 1
+                {
+                    k.check_foreign(slot, ino, &format!("removed {}", d(path)));
+                }
+                k.fs.remove_file(path)
+            },
         )
     }
 
@@ -470,7 +491,12 @@ impl<'y> Fs for SimEnv<'y> {
         self.caller.call(
             Site::SetModified,
             &|| format!("set_modified({})", d(path)),
-            |k, _| k.fs.set_modified(path, time),
+            |k, slot| {
+                if let Some(ino) = k.fs.inode_of(path) {
+                    k.check_foreign(slot, ino, &format!("touched {}", d(path)));
+                }
+                k.fs.set_modified(path, time)
+            },
         )
     }
 
@@ -562,6 +588,8 @@ impl OpenFile for SimFile<'_> {
         let c = &self.caller;
         self.call(Site::WriteAllAt, "write_all_at", |k, ofd| {
             let now = c.wall(k);
+            let ino = k.fs.fstat(ofd).id.ino;
+            k.check_foreign(c.slot, ino, "wrote into a file");
             k.fs.write_all_at(ofd, buf, offset, now);
             Ok(())
         })
@@ -591,6 +619,8 @@ impl OpenFile for SimFile<'_> {
         let c = &self.caller;
         self.call(Site::SetLen, "set_len", |k, ofd| {
             let now = c.wall(k);
+            let ino = k.fs.fstat(ofd).id.ino;
+            k.check_foreign(c.slot, ino, "truncated a file");
             k.fs.set_len(ofd, len, now);
             Ok(())
         })
@@ -604,7 +634,10 @@ impl OpenFile for SimFile<'_> {
     }
 
     fn set_modified(&self, time: SystemTime) -> io::Result<()> {
+        let c = &self.caller;
         self.call(Site::FileSetModified, "futimens", |k, ofd| {
+            let ino = k.fs.fstat(ofd).id.ino;
+            k.check_foreign(c.slot, ino, "touched a file");
             k.fs.fset_modified(ofd, time);
             Ok(())
         })
@@ -847,6 +880,46 @@ impl Probe {
         });
     }
 
+    /// This process acquired `resource`'s lock (scenarios that let another
+    /// tool act on lock files say so, and [`Probe::released`]).
+    pub fn acquired(&self, resource: &str) {
+        self.with(|k, slot| {
+            k.record(slot, || format!("ACQUIRED {resource}"));
+            k.acquired(slot, resource);
+        });
+    }
+
+    /// This process released its lock on `resource`; `lost` is whether
+    /// the release said the lock was no longer its own (`None` where the
+    /// mode cannot tell: kernel mode). Where another tool
+    /// removed or replaced the lock file while this process held it, a
+    /// release that says nothing fails the run
+    /// ([`Finding::Misreported`]).
+    pub fn released(&self, resource: &str, lost: Option<bool>) {
+        self.with(|k, slot| {
+            k.record(slot, || {
+                let how = match lost {
+                    Some(true) => " (lost)",
+                    Some(false) => "",
+                    None => " (mode cannot tell)",
+                };
+                format!("RELEASED {resource}{how}")
+            });
+            if lost == Some(true) {
+                k.mark("release-lost");
+            }
+            if let Err(detail) = k.oracle.released(slot, resource, lost) {
+                k.violate(Finding::Misreported, detail);
+            }
+        });
+    }
+
+    /// What baton told this process contradicts what happened (see
+    /// [`Finding::Misreported`]).
+    pub fn misreported(&self, detail: &str) {
+        self.with(|k, slot| k.violate(Finding::Misreported, format!("p{slot}: {detail}")));
+    }
+
     /// This process now acts as primary of `election`, in `epoch`.
     pub fn acting_primary(&self, election: &str, epoch: u64) {
         self.with(|k, slot| {
@@ -916,7 +989,7 @@ impl Probe {
     pub fn error_seen(&self, before: u32, what: &str, err: &dyn std::fmt::Display) {
         self.with(|k, slot| {
             k.record(slot, || format!("ERROR {what}: {err}"));
-            if k.procs[slot].injected == before {
+            if k.procs[slot].injected == before && !k.foreign_file_present() {
                 k.violate(
                     Finding::UnexpectedError,
                     format!("p{slot}: {what} failed ({err}) with no fault injected into its calls"),

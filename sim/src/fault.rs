@@ -128,9 +128,17 @@ pub struct FaultKinds {
     pub io_errors: bool,
     pub clock_skew: bool,
     pub pid_reuse: bool,
+    /// Another tool or a person removing, replacing or truncating the
+    /// scenario's foreign targets (`rm`, `git clean -x`): not a fault any
+    /// lock survives (mutual exclusion is gone once a held lock file is
+    /// deleted), so not in [`FaultKinds::ALL`]. Checked instead: baton
+    /// notices where it promises to, and never touches what it did not
+    /// create.
+    pub foreign: bool,
 }
 
 impl FaultKinds {
+    /// Every fault a protocol must survive (all but `foreign`).
     pub const ALL: FaultKinds = FaultKinds {
         crash: true,
         pause: true,
@@ -138,6 +146,7 @@ impl FaultKinds {
         io_errors: true,
         clock_skew: true,
         pid_reuse: true,
+        foreign: false,
     };
     pub const NONE: FaultKinds = FaultKinds {
         crash: false,
@@ -146,21 +155,23 @@ impl FaultKinds {
         io_errors: false,
         clock_skew: false,
         pid_reuse: false,
+        foreign: false,
     };
 }
 
 /// One letter per kind, for replay tokens and the command line.
-const LETTERS: [(char, &str); 6] = [
+const LETTERS: [(char, &str); 7] = [
     ('c', "crash"),
     ('m', "machine-crash"),
     ('p', "pause"),
     ('i', "io-errors"),
     ('s', "clock-skew"),
     ('r', "pid-reuse"),
+    ('f', "foreign"),
 ];
 
 impl FaultKinds {
-    fn flags(&self) -> [bool; 6] {
+    fn flags(&self) -> [bool; 7] {
         [
             self.crash,
             self.machine_crash,
@@ -168,10 +179,11 @@ impl FaultKinds {
             self.io_errors,
             self.clock_skew,
             self.pid_reuse,
+            self.foreign,
         ]
     }
 
-    fn from_flags(f: [bool; 6]) -> FaultKinds {
+    fn from_flags(f: [bool; 7]) -> FaultKinds {
         FaultKinds {
             crash: f[0],
             machine_crash: f[1],
@@ -179,6 +191,7 @@ impl FaultKinds {
             io_errors: f[3],
             clock_skew: f[4],
             pid_reuse: f[5],
+            foreign: f[6],
         }
     }
 
@@ -194,7 +207,7 @@ impl FaultKinds {
     }
 
     pub fn from_letters(s: &str) -> Option<FaultKinds> {
-        let mut flags = [false; 6];
+        let mut flags = [false; 7];
         for ch in s.chars().filter(|&c| c != '-') {
             let i = LETTERS.iter().position(|(c, _)| *c == ch)?;
             flags[i] = true;
@@ -210,7 +223,7 @@ impl FaultKinds {
             "none" => return Ok(FaultKinds::NONE),
             _ => {}
         }
-        let mut flags = [false; 6];
+        let mut flags = [false; 7];
         for name in list.split(',').filter(|n| !n.is_empty()) {
             let i = LETTERS
                 .iter()
@@ -240,6 +253,30 @@ pub enum Fault {
     Io { errno: i32 },
 }
 
+/// What another tool does to a file baton uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Foreign {
+    /// `rm -f`, `git clean -x`.
+    Remove,
+    /// A file of its own renamed over the name (an editor, a sync tool).
+    Replace,
+    /// `: > file`, in place.
+    Truncate,
+}
+
+impl Foreign {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Foreign::Remove => "rm",
+            Foreign::Replace => "replace",
+            Foreign::Truncate => "truncate",
+        }
+    }
+}
+
+/// Most foreign acts in one run.
+const FOREIGN_BUDGET: u32 = 2;
+
 /// One run's fault rates and active sites, drawn from its seed.
 #[derive(Clone, Debug)]
 pub struct FaultPlan {
@@ -267,6 +304,11 @@ pub struct FaultPlan {
     fired: u32,
     drawn: u32,
     rng: Rng,
+    /// Chance per call of a foreign act (0 unless `foreign`), and its own
+    /// stream, so runs without it draw exactly what they always did.
+    foreign_rate: f64,
+    foreign_fired: u32,
+    foreign_rng: Rng,
 }
 
 const SEC: u64 = 1_000_000_000;
@@ -311,7 +353,29 @@ impl FaultPlan {
             fired: 0,
             drawn: 0,
             rng: Rng::stream(seed, 0xD1CE),
+            foreign_rate: if kinds.foreign {
+                Rng::stream(seed, 0xF0E1).unit() * 0.01
+            } else {
+                0.0
+            },
+            foreign_fired: 0,
+            foreign_rng: Rng::stream(seed, 0xF0E2),
         }
+    }
+
+    /// Whether another tool acts now, and on which of `targets` targets.
+    pub fn foreign_strike(&mut self, targets: usize) -> Option<(usize, Foreign)> {
+        if self.foreign_rate == 0.0 || targets == 0 || self.foreign_fired >= FOREIGN_BUDGET {
+            return None;
+        }
+        if self.foreign_rng.unit() >= self.foreign_rate {
+            return None;
+        }
+        self.foreign_fired += 1;
+        let target = self.foreign_rng.below(targets as u64) as usize;
+        let act = [Foreign::Remove, Foreign::Replace, Foreign::Truncate]
+            [self.foreign_rng.below(3) as usize];
+        Some((target, act))
     }
 
     /// Faults that fired so far.

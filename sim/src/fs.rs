@@ -718,6 +718,25 @@ impl SimFs {
         Ok(())
     }
 
+    /// Truncates an existing file by path, in place (another tool's
+    /// `: > file`).
+    pub fn truncate(&mut self, path: &Path, now: SystemTime) -> io::Result<()> {
+        let ofd = self.open(path, false, usize::MAX, now)?;
+        self.set_len(ofd, 0, now);
+        self.close(ofd);
+        Ok(())
+    }
+
+    /// How many names inode `ino` has (0 once gone or never named).
+    pub fn nlink(&self, ino: Ino) -> u64 {
+        self.inodes.get(&ino).map_or(0, |i| i.nlink)
+    }
+
+    /// The inode a path names, if any (no symlinks are followed).
+    pub fn inode_of(&self, path: &Path) -> Option<Ino> {
+        self.lookup(path).ok()
+    }
+
     /// Files whose visible contents differ from what is durable.
     pub fn unsynced_files(&self) -> Vec<Ino> {
         self.inodes

@@ -50,7 +50,8 @@ const SEC: u64 = 1_000_000_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub at_ns: u64,
-    pub slot: usize,
+    /// The process, or `None` for the world (another tool acting).
+    pub slot: Option<usize>,
     /// As in the trace line: `<call> -> <result>`, `CRASH in <call>`,
     /// `ENTER <resource>`, ...
     pub what: String,
@@ -126,6 +127,15 @@ pub(crate) struct Kernel {
     pub aborted: bool,
     pub finished: bool,
     pub limits: Limits,
+    /// Files another tool may act on, each with the resource whose lock it
+    /// is (see `FaultKinds::foreign`).
+    pub foreign_targets: Vec<(std::path::PathBuf, String)>,
+    /// Inodes another tool made: baton must never write, rename or remove
+    /// them.
+    pub foreign_inodes: std::collections::BTreeSet<Ino>,
+    /// Lock files another tool removed or replaced, with their resource.
+    gone_inodes: std::collections::BTreeMap<Ino, String>,
+    foreign_healed: bool,
     /// The call each process waiting for its turn is about to make.
     pub pending: Vec<Option<crate::fault::Site>>,
     pub trace: Option<Vec<String>>,
@@ -168,6 +178,10 @@ impl Kernel {
             aborted: false,
             finished: false,
             limits,
+            foreign_targets: Vec::new(),
+            foreign_inodes: std::collections::BTreeSet::new(),
+            gone_inodes: std::collections::BTreeMap::new(),
+            foreign_healed: false,
             pending: vec![None; procs],
             trace: trace.then(Vec::new),
             events: Vec::new(),
@@ -275,11 +289,28 @@ impl Kernel {
             trace.push(line);
             self.events.push(Event {
                 at_ns: self.now,
-                slot,
+                slot: Some(slot),
                 what,
             });
         } else {
             (slot, self.now).hash(&mut self.hash);
+        }
+    }
+
+    /// Records a step of the world itself: `t=<true> world <what>`.
+    pub fn record_world(&mut self, what: String) {
+        self.step += 1;
+        if let Some(trace) = &mut self.trace {
+            let line = format!("t={} world {what}", secs(self.now as i64));
+            line.hash(&mut self.hash);
+            trace.push(line);
+            self.events.push(Event {
+                at_ns: self.now,
+                slot: None,
+                what,
+            });
+        } else {
+            (usize::MAX, self.now).hash(&mut self.hash);
         }
     }
 
@@ -353,10 +384,179 @@ impl Kernel {
             };
             (fate, r.below(len as u64 + 1) as usize)
         });
+        // Another tool's unsynced file may be lost with the rest: by the
+        // crash, not by baton.
+        let fs = &self.fs;
+        self.foreign_inodes.retain(|&ino| fs.nlink(ino) > 0);
         self.boot += 1;
         // A new boot numbers its processes afresh: pids repeat.
         self.next_pid = 100;
         self.dead_pids.clear();
+    }
+
+    /// Another tool acts on foreign target `target`. A removal or
+    /// replacement of a held lock's file robs its holders of exclusion;
+    /// every process may now meet errors no fault injected into its own
+    /// calls (a foreign file where its lock was), so each is told.
+    pub fn foreign(&mut self, target: usize, act: crate::fault::Foreign) {
+        use crate::fault::Foreign;
+        let (path, resource) = self.foreign_targets[target].clone();
+        let now = crate::clock::epoch() + std::time::Duration::from_nanos(self.now);
+        // Whoever holds the lock through the file about to go (a waiter
+        // holding its kernel lock a moment to inspect it holds nothing).
+        let acquirers = self.oracle.acquirers(&resource);
+        let gone = self.fs.inode_of(&path);
+        let holders: Vec<usize> = gone
+            .map(|ino| self.kernel_lockers(ino))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| acquirers.contains(s))
+            .collect();
+        let done = match act {
+            Foreign::Remove => {
+                // The tool removing its own file: gone by its own hand.
+                // Durably, like the tool's writes (a crash must not bring
+                // back what the tool removed).
+                if let Some(ino) = self.fs.inode_of(&path) {
+                    self.foreign_inodes.remove(&ino);
+                }
+                let parent = path.parent().unwrap_or(std::path::Path::new("/"));
+                self.fs.remove_file(&path).is_ok() && self.fs.sync_dir(parent).is_ok()
+            }
+            Foreign::Replace => {
+                if let Some(ino) = self.fs.inode_of(&path) {
+                    self.foreign_inodes.remove(&ino);
+                }
+                // Written durably, as a careful tool does: a machine crash
+                // must not turn it into something else (an empty file is
+                // baton's by design, see `record::written_by_baton`).
+                let tmp = path.with_extension("foreign-tmp");
+                let parent = path.parent().unwrap_or(std::path::Path::new("/"));
+                self.fs.put(&tmp, b"not baton's\n", now).is_ok()
+                    && self
+                        .fs
+                        .open(&tmp, false, usize::MAX, now)
+                        .map(|ofd| {
+                            self.fs.sync_all(ofd);
+                            self.fs.close(ofd);
+                        })
+                        .is_ok()
+                    && self.fs.rename(&tmp, &path).is_ok()
+                    && self.fs.sync_dir(parent).is_ok()
+                    && self
+                        .fs
+                        .metadata(&path)
+                        .map(|m| self.foreign_inodes.insert(m.id.ino))
+                        .is_ok()
+            }
+            // Only baton's own files: another tool's file emptied is, by
+            // design, indistinguishable from baton's record lost to a
+            // machine crash, and adopted (see `record::written_by_baton`).
+            Foreign::Truncate => {
+                self.fs
+                    .inode_of(&path)
+                    .is_some_and(|ino| !self.foreign_inodes.contains(&ino))
+                    && self.fs.truncate(&path, now).is_ok()
+            }
+        };
+        self.record_world(format!(
+            "FOREIGN {} {}{}",
+            act.verb(),
+            path.display(),
+            if done { "" } else { " (nothing there)" }
+        ));
+        self.mark("foreign");
+        if done && act != Foreign::Truncate {
+            if !holders.is_empty() {
+                self.mark("robbed");
+            }
+            self.oracle.robbed(&resource, holders);
+            if let Some(ino) = gone {
+                self.gone_inodes.insert(ino, resource);
+            }
+        }
+        self.world_changed();
+    }
+
+    /// The processes holding inode `ino`'s kernel lock.
+    pub fn kernel_lockers(&self, ino: Ino) -> Vec<usize> {
+        let mut ofds = self.fs.shared_holders(ino);
+        ofds.extend(self.fs.lock_holder(ino));
+        ofds.into_iter().map(|o| self.fs.ofd(o).owner).collect()
+    }
+
+    /// `slot` acquired `resource`'s lock: robbed already if it holds the
+    /// kernel lock of a file another tool took away (on its way out of
+    /// `acquire`, after its last check).
+    pub fn acquired(&mut self, slot: usize, resource: &str) {
+        let robbed = self
+            .gone_inodes
+            .iter()
+            .filter(|(_, r)| *r == resource)
+            .any(|(&ino, _)| self.kernel_lockers(ino).contains(&slot));
+        if robbed {
+            self.record(slot, || {
+                format!("ROBBED {resource} already: its lock file is gone")
+            });
+        }
+        self.oracle.acquired(slot, resource, robbed);
+    }
+
+    /// Something outside the processes changed their files: errors any of
+    /// them meets from now on may come from it (see `Probe::error_seen`).
+    fn world_changed(&mut self) {
+        for p in &mut self.procs {
+            p.injected += 1;
+        }
+    }
+
+    /// Whether another tool's file sits at one of baton's names now
+    /// (every baton process must refuse it until a person removes it).
+    pub fn foreign_file_present(&self) -> bool {
+        self.foreign_targets.iter().any(|(path, _)| {
+            self.fs
+                .inode_of(path)
+                .is_some_and(|ino| self.foreign_inodes.contains(&ino))
+        })
+    }
+
+    /// Whether `ino` is another tool's: touching it is a violation.
+    pub fn check_foreign(&mut self, slot: usize, ino: Ino, what: &str) {
+        if self.foreign_inodes.contains(&ino) {
+            self.violate(
+                Finding::ForeignTouched,
+                format!("p{slot} {what}: a file another tool made, which baton must not touch"),
+            );
+        }
+    }
+
+    /// Healing: a person removes what another tool left at baton's names,
+    /// after checking that baton lost none of it (moved aside and not put
+    /// back, or renamed over).
+    pub fn heal_foreign(&mut self, check: bool) {
+        let lost: Vec<Ino> = self
+            .foreign_inodes
+            .iter()
+            .copied()
+            .filter(|&ino| self.fs.nlink(ino) == 0)
+            .collect();
+        if let Some(ino) = lost.first().filter(|_| check) {
+            self.violate(
+                Finding::ForeignTouched,
+                format!("another tool's file (inode {ino}) is gone, and not by its own hand"),
+            );
+        }
+        for (path, _) in self.foreign_targets.clone() {
+            if let Ok(m) = self.fs.metadata(&path)
+                && self.foreign_inodes.contains(&m.id.ino)
+                && self.fs.remove_file(&path).is_ok()
+            {
+                // Gone by a person's hand now, whatever names it has left.
+                self.foreign_inodes.remove(&m.id.ino);
+                self.record_world(format!("HEAL rm {}", path.display()));
+                self.world_changed();
+            }
+        }
     }
 
     /// Gives a killed slot a new process (new pid, perhaps a reused one).
@@ -434,6 +634,13 @@ impl Kernel {
             self.check_limits();
             let now = self.now;
             let healed = !self.in_fault_phase();
+            if healed && !self.foreign_targets.is_empty() {
+                // Once healed, a person removes whatever of another tool's
+                // shows up at baton's names (put back late by a paused
+                // release, say), checking once that nothing of it was lost.
+                self.heal_foreign(!self.foreign_healed);
+                self.foreign_healed = true;
+            }
             for p in &mut self.procs {
                 p.state = match p.state {
                     PState::Sleeping { until } if until <= now => PState::Runnable,

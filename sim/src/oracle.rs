@@ -17,6 +17,13 @@ pub enum Finding {
     /// process since it began: production code made up an error (or
     /// mistook a normal outcome for one).
     UnexpectedError,
+    /// baton wrote, renamed or removed a file another tool made.
+    ForeignTouched,
+    /// baton told its caller something that did not happen, or kept
+    /// quiet about something it promises to report: a lock removed by
+    /// another tool released as if nothing had happened, a reaped lock's
+    /// holder not reported dead.
+    Misreported,
 }
 
 impl fmt::Display for Finding {
@@ -25,6 +32,8 @@ impl fmt::Display for Finding {
             Finding::Invariant(i) => i.fmt(f),
             Finding::Panic => f.write_str("panic"),
             Finding::UnexpectedError => f.write_str("unexpected-error"),
+            Finding::ForeignTouched => f.write_str("foreign-file-touched"),
+            Finding::Misreported => f.write_str("misreported"),
         }
     }
 }
@@ -53,6 +62,13 @@ pub struct Oracle {
     primaries: BTreeMap<String, BTreeMap<usize, u64>>,
     /// Live claimants of each path.
     claims: BTreeMap<String, BTreeSet<usize>>,
+    /// Processes holding each resource's lock, from acquisition to release
+    /// (told by scenarios that let another tool act on lock files).
+    acquired: BTreeMap<String, BTreeSet<usize>>,
+    /// Holders whose lock file another tool removed or replaced while
+    /// they held it, per resource: others may enter beside them, and
+    /// their release must say the lock was lost.
+    robbed: BTreeMap<String, BTreeSet<usize>>,
 }
 
 impl Oracle {
@@ -62,8 +78,15 @@ impl Oracle {
             .readers
             .get(resource)
             .and_then(|r| r.iter().find(|&&s| s != slot).copied());
+        let robbed = self.robbed.get(resource).cloned().unwrap_or_default();
         let inside = self.holders.entry(resource.to_owned()).or_default();
-        let others: Vec<_> = inside.iter().filter(|&&s| s != slot).copied().collect();
+        // Beside a holder whose lock file another tool took away, nobody
+        // is excluded: no overlap involving one is a violation.
+        let others: Vec<_> = inside
+            .iter()
+            .filter(|&&s| s != slot && !robbed.contains(&s) && !robbed.contains(&slot))
+            .copied()
+            .collect();
         inside.insert(slot);
         if let Some(other) = others.first() {
             return Err((
@@ -109,6 +132,59 @@ impl Oracle {
         if let Some(inside) = self.holders.get_mut(resource) {
             inside.remove(&slot);
         }
+    }
+
+    /// `slot` acquired `resource`'s lock; `robbed` if its lock file was
+    /// already taken away by another tool on the way out of `acquire`.
+    pub fn acquired(&mut self, slot: usize, resource: &str, robbed: bool) {
+        self.acquired
+            .entry(resource.to_owned())
+            .or_default()
+            .insert(slot);
+        if robbed {
+            self.robbed
+                .entry(resource.to_owned())
+                .or_default()
+                .insert(slot);
+        }
+    }
+
+    /// Who holds `resource`'s lock now.
+    pub fn acquirers(&self, resource: &str) -> BTreeSet<usize> {
+        self.acquired.get(resource).cloned().unwrap_or_default()
+    }
+
+    /// Another tool removed or replaced `resource`'s lock file while
+    /// `holders` held it: they now hold nothing that excludes.
+    pub fn robbed(&mut self, resource: &str, holders: impl IntoIterator<Item = usize>) {
+        self.robbed
+            .entry(resource.to_owned())
+            .or_default()
+            .extend(holders);
+    }
+
+    /// `slot` released `resource`'s lock; `lost` is whether the release
+    /// said it was no longer its own, where the mode can tell (exclusive
+    /// file mode promises to).
+    pub fn released(
+        &mut self,
+        slot: usize,
+        resource: &str,
+        lost: Option<bool>,
+    ) -> Result<(), String> {
+        if let Some(a) = self.acquired.get_mut(resource) {
+            a.remove(&slot);
+        }
+        let was_robbed = self
+            .robbed
+            .get_mut(resource)
+            .is_some_and(|r| r.remove(&slot));
+        if was_robbed && lost == Some(false) {
+            return Err(format!(
+                "p{slot}'s lock on {resource} was removed by another tool while held, and its release reported nothing"
+            ));
+        }
+        Ok(())
     }
 
     /// `slot` acts as primary of `election` in `epoch`.
@@ -196,7 +272,12 @@ impl Oracle {
         for acting in self.primaries.values_mut() {
             acting.remove(&slot);
         }
-        for holders in self.claims.values_mut() {
+        for holders in self
+            .claims
+            .values_mut()
+            .chain(self.robbed.values_mut())
+            .chain(self.acquired.values_mut())
+        {
             holders.remove(&slot);
         }
     }

@@ -63,6 +63,9 @@ pub struct Scenario {
     pub pause_total: Option<Duration>,
     /// See [`Role::pinned_ids`].
     pub pinned_ids: bool,
+    /// Files another tool may remove, replace or truncate when the
+    /// `foreign` fault kind is on, each with the resource whose lock it is.
+    pub foreign_targets: Vec<(std::path::PathBuf, String)>,
     pub setup: Box<Setup>,
     pub body: Arc<Body>,
     pub end: Box<EndCheck>,
@@ -96,6 +99,7 @@ impl Scenario {
             max_pause: Duration::from_secs(120),
             pause_total: None,
             pinned_ids: false,
+            foreign_targets: Vec::new(),
             setup: Box::new(|_| {}),
             body: Arc::new(body),
             end: Box::new(|_, _| Ok(())),
@@ -320,6 +324,8 @@ pub fn run_guided(
         limits,
         trace,
     );
+    let mut kernel = kernel;
+    kernel.foreign_targets = scenario.foreign_targets.clone();
     let shared = Arc::new(Shared::new(kernel));
     let mut procs: Vec<Process> = (0..config.procs)
         .map(|slot| {

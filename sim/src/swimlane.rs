@@ -84,9 +84,14 @@ impl Diagram {
             .iter()
             .map(|e| Row {
                 at: format!("{:.6}s", e.at_ns as f64 / 1e9),
-                lane: Some(e.slot),
+                lane: e.slot,
                 label: e.what.clone(),
-                kind: classify(&e.what),
+                // The world's steps (another tool acting) are faults.
+                kind: if e.slot.is_some() {
+                    classify(&e.what)
+                } else {
+                    Kind::Fault
+                },
             })
             .collect();
         // Steps are numbered from 1 as they are recorded; the violation

@@ -234,3 +234,28 @@ fn shrinking_cuts_the_schedule_and_the_faults_not_only_the_shape() {
         small.config
     );
 }
+
+#[test]
+fn another_tool_at_the_lock_files_is_met_robbing_holders_and_is_noticed() {
+    // The foreign scenarios hold (in the test above); this shows they are
+    // not vacuous: the tool acts, takes lock files from holders, and in
+    // exclusive-file mode their releases say so.
+    for (name, marks) in [
+        (
+            "baton-lock-file-foreign",
+            &["foreign", "robbed", "release-lost"][..],
+        ),
+        ("baton-lock-kernel-foreign", &["foreign", "robbed"][..]),
+    ] {
+        let s = scenarios::scenario(name).unwrap();
+        let result = check(&s, StrategyKind::Random, 0, SEEDS, &mut |_| {});
+        assert!(result.failure.is_none(), "{name}");
+        for mark in marks {
+            assert!(
+                result.marks.contains_key(*mark),
+                "{name}: never {mark} in {SEEDS} seeds: {:?}",
+                result.marks
+            );
+        }
+    }
+}

@@ -9,11 +9,11 @@ use super::{
     LockError, LockEvent, Release, locks_unavailable, locks_unsupported, open_failure, remaining,
     split, still_named, vet,
 };
-use crate::atomic::stage;
+use crate::atomic::{stage, temp_sibling};
 use crate::backoff::Backoff;
-use crate::env::{Env, FsKind, MonoTime, OpenFile};
+use crate::env::{Env, FsKind, Metadata, MonoTime, OpenFile};
 use crate::error::IoFailure;
-use crate::record::{OwnerRecord, RecordError};
+use crate::record::{OwnerRecord, RecordError, Token};
 use crate::stale::{OwnerCheck, Sighting, StaleWatch, Why, check_owner};
 
 const BACKOFF_BASE: Duration = Duration::from_millis(1);
@@ -223,10 +223,8 @@ fn inspect<E: Env>(
         });
         return Ok(Found::HeldUnverified(owner));
     }
-    match env.remove_file(lock) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Changed),
-        Err(e) => return Err(IoFailure::at("remove stale lock file", lock)(e).into()),
+    if !unlink_ours(env, lock, &ours)? {
+        return Ok(Found::Changed);
     }
     events(LockEvent::Reaped {
         lock: lock.to_owned(),
@@ -239,12 +237,52 @@ fn inspect<E: Env>(
 
 /// Step 4, under the inode's kernel lock: unlink the name if it is ours.
 fn remove_if_ours<E: Env>(env: &E, lock: &Path, file: &E::File) -> Result<Release, IoFailure> {
-    if still_named(env, lock, file)?.is_none() {
+    let Some(ours) = still_named(env, lock, file)? else {
         return Ok(Release::Lost);
+    };
+    Ok(if unlink_ours(env, lock, &ours)? {
+        Release::Released
+    } else {
+        Release::Lost
+    })
+}
+
+/// Removes the name `lock` if it names `ours`, an inode whose kernel lock
+/// the caller holds (having just seen the name point at it); `false`,
+/// removing nothing, if it names anything else by then.
+///
+/// There is no conditional unlink. Baton peers cannot change the name
+/// meanwhile (removing it needs this inode's kernel lock), but another
+/// tool can: `rm` it and put its own file there between the check and an
+/// unlink, which would then delete that tool's file. So the name is moved
+/// aside first (`rename` moves whatever is there, atomically) and what
+/// moved is checked: ours is unlinked; anything else is linked back under
+/// the name (`link` never replaces one) and its private name dropped,
+/// leaving the other tool's file where it was, as it was. A crash between
+/// the two leaves our own dead record under a hidden `.tmp` name beside
+/// the lock (harmless litter); another tool's file is never left aside
+/// silently: if the name was taken again meanwhile, the error names where
+/// that file now is.
+fn unlink_ours<E: Env>(env: &E, lock: &Path, ours: &Metadata) -> Result<bool, IoFailure> {
+    let aside = temp_sibling(lock, Token::random(env));
+    match env.rename(lock, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(IoFailure::at("move lock file aside", lock)(e)),
     }
-    env.remove_file(lock)
-        .map_err(IoFailure::at("remove lock file", lock))?;
-    Ok(Release::Released)
+    let moved = env
+        .symlink_metadata(&aside)
+        .map_err(IoFailure::at("stat lock file", &aside))?;
+    if moved.id == ours.id {
+        env.remove_file(&aside)
+            .map_err(IoFailure::at("remove lock file", &aside))?;
+        return Ok(true);
+    }
+    env.hard_link(&aside, lock)
+        .map_err(IoFailure::at("put another tool's file back from", &aside))?;
+    env.remove_file(&aside)
+        .map_err(IoFailure::at("remove second name of", &aside))?;
+    Ok(false)
 }
 
 pub(super) fn release<E: Env>(env: &E, lock: &Path, file: E::File) -> Result<Release, LockError> {

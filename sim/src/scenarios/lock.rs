@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use baton_core::env::Clock;
-use baton_core::lock::{self, Handle, LockEvent, LockOptions, Mode, Wait};
+use baton_core::lock::{self, Handle, LockError, LockEvent, LockOptions, Mode, Release, Wait};
 
 use super::counter;
 use crate::env::{Probe, SimEnv};
@@ -30,27 +30,50 @@ fn body(mode: Mode, readers: bool, env: &SimEnv, probe: &Probe, role: Role) {
     let target = Path::new(counter::COUNTER);
     'round: for _ in 0..role.iters {
         for _ in 0..ATTEMPTS {
+            let reaped = std::cell::Cell::new(false);
             let mut mark = |e: LockEvent| match e {
-                LockEvent::Reaped { why, .. } => probe.mark(&format!("reaped-{}", why.code())),
+                LockEvent::Reaped { why, .. } => {
+                    reaped.set(true);
+                    probe.mark(&format!("reaped-{}", why.code()));
+                }
                 LockEvent::Waiting { .. } => probe.mark("waited"),
                 LockEvent::CannotReap { .. } => probe.mark("cannot-reap"),
             };
             let before = probe.injected();
             match lock::acquire(env, target, &opts, &mut mark) {
                 Ok(Some(guard)) => {
+                    probe.acquired(counter::COUNTER);
+                    // Exclusive-file mode's holder_died is "this acquire
+                    // reaped a dead holder's lock", which it also announced.
+                    if mode == Mode::File && guard.holder_died() != reaped.get() {
+                        probe.misreported(&format!(
+                            "acquire reaped: {}, but holder_died says {}",
+                            reaped.get(),
+                            guard.holder_died()
+                        ));
+                    }
                     if reader {
                         counter::read_shared(env, probe);
                     } else {
                         counter::increment(env, probe);
                     }
-                    let _ = guard.release();
+                    // Exclusive-file mode says when another tool took the
+                    // lock file away meanwhile; kernel mode cannot know.
+                    let lost = match guard.release() {
+                        Ok(how) => (mode == Mode::File).then_some(how == Release::Lost),
+                        Err(_) => None,
+                    };
+                    probe.released(counter::COUNTER, lost);
                     continue 'round;
                 }
                 Ok(None) => {}
                 // An injected I/O error: back off and try again.
                 Err(e) => {
                     probe.error_seen(before, "acquire", &e);
-                    env.sleep(Duration::from_millis(100));
+                    // Another tool's file at the lock's name stays until a
+                    // person removes it: look again in a while.
+                    let foreign = matches!(e, LockError::NotOurs { .. });
+                    env.sleep(Duration::from_millis(if foreign { 1_000 } else { 100 }));
                 }
             }
         }
@@ -118,6 +141,35 @@ pub fn handle_scenario() -> Scenario {
     s.faults = FaultKinds::ALL;
     s.setup = Box::new(counter::setup);
     s.end = Box::new(counter::end);
+    s
+}
+
+/// Another tool removes, replaces or truncates the lock file now and then
+/// (`rm`, `git clean -x`, an editor), on top of every other fault. No lock
+/// keeps exclusion then, and the counter may lose an increment; what must
+/// hold: others enter beside a holder only once its file was taken away,
+/// exclusive-file mode's release then says `Lost`, baton never writes,
+/// renames or removes the other tool's file, and every process finishes
+/// once the tool is gone (a person removes its file at healing).
+pub fn foreign_scenario(mode: Mode) -> Scenario {
+    let mut s = Scenario::new("baton-lock-foreign", 3, move |env, probe, role| {
+        body(mode, false, env, probe, role)
+    });
+    s.name = match mode {
+        Mode::Kernel => "baton-lock-kernel-foreign",
+        Mode::File => "baton-lock-file-foreign",
+    }
+    .into();
+    s.iters = 3;
+    s.faults = FaultKinds {
+        foreign: true,
+        ..FaultKinds::ALL
+    };
+    s.foreign_targets = vec![(
+        Path::new("/w/counter.baton.lock").to_owned(),
+        counter::COUNTER.to_owned(),
+    )];
+    s.setup = Box::new(counter::setup);
     s
 }
 

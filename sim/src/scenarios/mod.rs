@@ -28,6 +28,8 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "baton-lock-file" => lock::scenario(baton_core::lock::Mode::File),
         "baton-lock-shared" => lock::shared_scenario(),
         "baton-lock-handle" => lock::handle_scenario(),
+        "baton-lock-file-foreign" => lock::foreign_scenario(baton_core::lock::Mode::File),
+        "baton-lock-kernel-foreign" => lock::foreign_scenario(baton_core::lock::Mode::Kernel),
         "state-rmw-unlocked" => state::state_rmw_unlocked(),
         "state-write-in-place" => state::state_write_in_place(),
         "baton-state" => state::baton_state(),
