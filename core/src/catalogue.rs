@@ -133,6 +133,11 @@ pub const PROTOCOLS: &[Protocol] = &[
         expect: Expect::Holds,
     },
     Protocol {
+        name: "baton-lock-file-noflock",
+        source: "baton: exclusive-file mode on a filesystem that rejects flock",
+        expect: Expect::Holds,
+    },
+    Protocol {
         name: "baton-lock-file-foreign",
         source: "baton: exclusive-file mode while another tool removes, replaces or truncates its lock file",
         expect: Expect::Holds,

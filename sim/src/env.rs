@@ -175,6 +175,7 @@ fn errno_name(code: i32) -> &'static str {
         22 => "EINVAL",
         28 => "ENOSPC",
         37 => "ENOLCK",
+        95 => "EOPNOTSUPP",
         39 => "ENOTEMPTY",
         _ => "E?",
     }
@@ -644,7 +645,10 @@ impl OpenFile for SimFile<'_> {
     }
 
     fn try_lock(&self) -> io::Result<bool> {
-        self.call(Site::TryLock, "try_lock", |k, ofd| Ok(k.fs.try_lock(ofd)))
+        self.call(Site::TryLock, "try_lock", |k, ofd| {
+            no_flock(k)?;
+            Ok(k.fs.try_lock(ofd))
+        })
     }
 
     fn lock(&self, timeout: Option<Duration>) -> io::Result<bool> {
@@ -653,6 +657,7 @@ impl OpenFile for SimFile<'_> {
 
     fn try_lock_shared(&self) -> io::Result<bool> {
         self.call(Site::TryLock, "try_lock_shared", |k, ofd| {
+            no_flock(k)?;
             Ok(k.fs.try_lock_shared(ofd))
         })
     }
@@ -663,6 +668,7 @@ impl OpenFile for SimFile<'_> {
 
     fn unlock(&self) -> io::Result<()> {
         self.call(Site::Unlock, "unlock", |k, ofd| {
+            no_flock(k)?;
             if let Some(ino) = k.fs.unlock(ofd) {
                 k.wake_lock_waiters(&[ino]);
             }
@@ -684,6 +690,11 @@ impl SimFile<'_> {
         let ofd = self.ofd;
         let what = || format!("{name}(fd{ofd}, timeout={timeout:?})");
         let mut k = c.enter(Site::Lock, &what)?;
+        if let Err(e) = no_flock(&k) {
+            k.now += CALL_NS;
+            k.record(c.slot, || format!("{} -> EOPNOTSUPP", what()));
+            return Err(e);
+        }
         let deadline = timeout.map(|t| k.now + u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
         loop {
             k.now += CALL_NS;
@@ -709,6 +720,14 @@ impl SimFile<'_> {
             c.unwind_if_dead(&k);
         }
     }
+}
+
+/// `flock` on a filesystem that has none.
+fn no_flock(k: &Guard<'_>) -> io::Result<()> {
+    if k.fs.flock_unsupported {
+        return Err(io::Error::from_raw_os_error(crate::fs::EOPNOTSUPP));
+    }
+    Ok(())
 }
 
 impl Drop for SimFile<'_> {

@@ -59,6 +59,7 @@ pub const EACCES: i32 = 13;
 pub const EPERM: i32 = 1;
 pub const ENOTEMPTY: i32 = 39;
 pub const ENOLCK: i32 = 37;
+pub const EOPNOTSUPP: i32 = 95;
 
 #[derive(Clone, Debug)]
 enum Node {
@@ -127,6 +128,9 @@ pub struct SimFs {
     /// With `network`: reported as mounted with host-local kernel locks
     /// (NFS `local_lock=flock`).
     pub host_local_locks: bool,
+    /// A filesystem that rejects `flock` outright (EOPNOTSUPP), as some
+    /// FUSE and network filesystems do.
+    pub flock_unsupported: bool,
 }
 
 impl SimFs {
@@ -155,6 +159,7 @@ impl SimFs {
             next_ofd: 1,
             locks: BTreeMap::new(),
             network: None,
+            flock_unsupported: false,
             host_local_locks: false,
         }
     }

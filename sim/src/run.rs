@@ -768,10 +768,12 @@ impl Shrinker<'_> {
     /// often a shorter road to the same violation than where the seed's
     /// faults happened to strike.
     fn one_crash(&mut self) {
-        if self.best.faults_fired == 0 {
+        let c = self.best.config.clone();
+        // Only where crashes are a fault the scenario allows: a crash
+        // elsewhere would be a different failure.
+        if self.best.faults_fired == 0 || !(c.faults.crash || c.crash_at.is_some()) {
             return;
         }
-        let c = self.best.config.clone();
         let last = self.best.violation.as_ref().map_or(0, |v| v.step);
         let every: BTreeSet<u32> = (0..self.best.fault_ordinals.max(1)).collect();
         for at in 1..last {

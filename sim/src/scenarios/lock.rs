@@ -173,6 +173,33 @@ pub fn foreign_scenario(mode: Mode) -> Scenario {
     s
 }
 
+/// Exclusive-file mode on a filesystem that rejects `flock` (EOPNOTSUPP):
+/// `link` still excludes, but reapers cannot be serialised, so nothing is
+/// reaped and every holder must release its own lock. A lock left behind
+/// (its holder crashed, or its release failed on an I/O error) stays until
+/// a person removes it, as baton says (`CannotReap`), so this scenario has
+/// pauses, clock skew and pid reuse but not those faults; what must hold
+/// is mutual exclusion, liveness, and that no call fails for want of
+/// `flock`.
+pub fn noflock_scenario() -> Scenario {
+    let mut s = Scenario::new("baton-lock-file-noflock", 3, |env, probe, role| {
+        body(Mode::File, false, env, probe, role)
+    });
+    s.iters = 3;
+    s.faults = FaultKinds {
+        crash: false,
+        machine_crash: false,
+        io_errors: false,
+        ..FaultKinds::ALL
+    };
+    s.setup = Box::new(|fs| {
+        counter::setup(fs);
+        fs.flock_unsupported = true;
+    });
+    s.end = Box::new(counter::end);
+    s
+}
+
 /// Kernel mode with two readers (shared locks) beside two writers.
 pub fn shared_scenario() -> Scenario {
     scenario_with(Mode::Kernel, true)
