@@ -133,8 +133,9 @@ pub(crate) struct Kernel {
     /// Inodes another tool made: baton must never write, rename or remove
     /// them.
     pub foreign_inodes: std::collections::BTreeSet<Ino>,
-    /// Lock files another tool removed or replaced, with their resource.
-    gone_inodes: std::collections::BTreeMap<Ino, String>,
+    /// Lock files another tool removed or replaced, with their resource
+    /// and who held their kernel lock then.
+    gone_inodes: std::collections::BTreeMap<Ino, (String, std::collections::BTreeSet<usize>)>,
     foreign_healed: bool,
     /// The call each process waiting for its turn is about to make.
     pub pending: Vec<Option<crate::fault::Site>>,
@@ -406,10 +407,10 @@ impl Kernel {
         // holding its kernel lock a moment to inspect it holds nothing).
         let acquirers = self.oracle.acquirers(&resource);
         let gone = self.fs.inode_of(&path);
-        let holders: Vec<usize> = gone
-            .map(|ino| self.kernel_lockers(ino))
-            .unwrap_or_default()
-            .into_iter()
+        let lockers = gone.map(|ino| self.kernel_lockers(ino)).unwrap_or_default();
+        let holders: Vec<usize> = lockers
+            .iter()
+            .copied()
             .filter(|s| acquirers.contains(s))
             .collect();
         let done = match act {
@@ -472,7 +473,8 @@ impl Kernel {
             }
             self.oracle.robbed(&resource, holders);
             if let Some(ino) = gone {
-                self.gone_inodes.insert(ino, resource);
+                self.gone_inodes
+                    .insert(ino, (resource, lockers.into_iter().collect()));
             }
         }
         self.world_changed();
@@ -492,8 +494,13 @@ impl Kernel {
         let robbed = self
             .gone_inodes
             .iter()
-            .filter(|(_, r)| *r == resource)
-            .any(|(&ino, _)| self.kernel_lockers(ino).contains(&slot));
+            .filter(|(_, (r, _))| r == resource)
+            .any(|(&ino, (_, then))| {
+                // Held since before the file went: a kernel lock taken
+                // on it afterwards should have been noticed by acquire's
+                // own check that the name still points at it.
+                then.contains(&slot) && self.kernel_lockers(ino).contains(&slot)
+            });
         if robbed {
             self.record(slot, || {
                 format!("ROBBED {resource} already: its lock file is gone")
