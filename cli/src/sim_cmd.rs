@@ -43,7 +43,8 @@ pub struct SimArgs {
     pub replay: Option<String>,
     /// Fault kinds to draw instead of each scenario's own: `all`, `none`,
     /// or a comma-separated list of crash, machine-crash, pause, io-errors,
-    /// clock-skew, pid-reuse.
+    /// clock-skew, pid-reuse, foreign (another tool removing, replacing or
+    /// truncating lock files: not in `all`).
     #[arg(long, value_name = "LIST")]
     pub faults: Option<String>,
     /// Print the shrunk trace of every violation found.

@@ -58,8 +58,9 @@ pub fn dfs(
         ..scenario.config(StrategyKind::Dfs, seed)
     };
     let first = run(scenario, &base, false);
+    let crashes = if scenario.crash_free { 0 } else { first.steps };
     let placements: Vec<Option<u64>> = std::iter::once(None)
-        .chain((1..=first.steps).map(Some))
+        .chain((1..=crashes).map(Some))
         .collect();
     let mut out = Exploration {
         check: Check {

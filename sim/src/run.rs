@@ -63,6 +63,10 @@ pub struct Scenario {
     pub pause_total: Option<Duration>,
     /// See [`Role::pinned_ids`].
     pub pinned_ids: bool,
+    /// No process may crash in this scenario at all: its protocol is
+    /// documented not to survive a crash (a lock nobody may reap), so
+    /// exploration places none either.
+    pub crash_free: bool,
     /// Files another tool may remove, replace or truncate when the
     /// `foreign` fault kind is on, each with the resource whose lock it is.
     pub foreign_targets: Vec<(std::path::PathBuf, String)>,
@@ -99,6 +103,7 @@ impl Scenario {
             max_pause: Duration::from_secs(120),
             pause_total: None,
             pinned_ids: false,
+            crash_free: false,
             foreign_targets: Vec::new(),
             setup: Box::new(|_| {}),
             body: Arc::new(body),

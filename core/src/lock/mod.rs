@@ -76,7 +76,12 @@
 //!    waiter's monotonic clock. If stale, it unlinks the name, then lets go;
 //! 4. release: holding its kernel lock, the holder checks that the name
 //!    still points at its own inode and unlinks it; otherwise it reports
-//!    the lock lost and removes nothing.
+//!    the lock lost and removes nothing. The unlink moves the name aside
+//!    first and unlinks only if what moved is its own inode (anything else
+//!    is linked back): POSIX has no conditional unlink, and another tool
+//!    may put its own file at the name between the check and the unlink
+//!    (the simulator's foreign-tool scenarios found exactly that). Reapers
+//!    remove the same way.
 //!
 //! *Safety.* Every remover of a lock file — the holder releasing it, or a
 //! reaper — holds the kernel lock on that very inode when it unlinks the
@@ -106,8 +111,10 @@
 //! With NFS's default (locks reach the server) reaping by observation is
 //! safe, and the model holds with a holder paused for ever.
 //!
-//! What this cannot protect against: a tool that deletes lock files without
-//! baton's protocol, and filesystems where `flock` is silently a no-op. On a
+//! //! What this cannot protect against: a tool that deletes lock files without
+//! baton's protocol (exclusive-file mode then says `Lost` at release;
+//! kernel mode cannot tell, its sidecar being one more file to `rm`), and
+//! filesystems where `flock` is silently a no-op. On a
 //! filesystem that rejects `flock` outright, waiters cannot serialise their
 //! removals, so they reap nothing (not even a provably dead owner's lock)
 //! and say so (`CannotReap`).

@@ -192,6 +192,7 @@ pub fn noflock_scenario() -> Scenario {
         io_errors: false,
         ..FaultKinds::ALL
     };
+    s.crash_free = true;
     s.setup = Box::new(|fs| {
         counter::setup(fs);
         fs.flock_unsupported = true;
