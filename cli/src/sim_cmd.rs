@@ -75,6 +75,8 @@ pub struct Verdict {
     pub also: Option<Report>,
     /// `dfs`: whether every schedule within its bounds was run.
     pub exhausted: Option<bool>,
+    /// `dfs`: the bound exploration is exhaustive within.
+    pub bound: Option<String>,
 }
 
 impl Verdict {
@@ -121,6 +123,9 @@ impl Verdict {
         });
         if let Some(exhausted) = self.exhausted {
             v["exhausted"] = json!(exhausted);
+        }
+        if let Some(bound) = &self.bound {
+            v["bound"] = json!(bound);
         }
         if let Some(r) = &self.found
             && let Some(violation) = &r.violation
@@ -194,6 +199,7 @@ pub fn check_scenario(s: &Scenario, strategy: StrategyKind, first: u64, seeds: u
         found: c.failure.map(|f| shrink(s, &f)),
         also: c.other,
         exhausted,
+        bound: exhausted.map(|_| baton_sim::explore::bound(s)),
     }
 }
 
@@ -213,7 +219,10 @@ pub fn print_table(verdicts: &[Verdict], json: bool, trace: bool) {
     for v in verdicts {
         let first = match &v.found {
             Some(r) => format!("{} steps, replay {}", r.steps, r.config),
-            None if v.exhausted == Some(true) => "- (bounded space exhausted)".into(),
+            None if v.exhausted == Some(true) => format!(
+                "- (exhausted: {})",
+                v.bound.as_deref().unwrap_or("bounded space")
+            ),
             None => "-".into(),
         };
         let mark = if v.matches() { "" } else { "  << UNEXPECTED" };
@@ -316,6 +325,7 @@ fn replay_token(token: &str, json: bool, svg: Option<&std::path::Path>) -> anyho
         found: report.violation.is_some().then(|| report.clone()),
         also: None,
         exhausted: None,
+        bound: None,
     };
     let mut out = std::io::stdout().lock();
     if json {

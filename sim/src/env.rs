@@ -251,6 +251,12 @@ impl<'y> Caller<'y> {
                 self.unwind_if_dead(&k);
                 Ok(k)
             }
+            Some(Fault::Foreign) => {
+                if !k.foreign_targets.is_empty() {
+                    k.foreign(0, crate::fault::Foreign::Remove);
+                }
+                Ok(k)
+            }
             Some(Fault::Io { errno }) => {
                 k.mark("io-error");
                 k.procs[self.slot].injected += 1;

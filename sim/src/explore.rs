@@ -1,18 +1,28 @@
 //! Bounded-exhaustive exploration: every schedule of a small configuration
-//! with few preemptions, under every placement of one crash.
+//! with few preemptions, under every placement of one fault.
 //!
 //! Random faults would make depth-first search non-exhaustive (the same
 //! schedule prefix could draw different faults), so faults are not drawn
 //! here (the seed still sets each process's clock): an outer loop places
-//! one crash at each step of the fault-free run in turn (and none), and for
-//! each placement the inner loop enumerates schedules depth-first with the
-//! `dfs` strategy, changing the latest choice first. Preemptions (choices
-//! that switch away from a process that could run on) are bounded
-//! iteratively, as in CHESS: every placement with none, then with at most
-//! one, up to [`MAX_PREEMPTIONS`], so shallow bugs are found first.
+//! one fault at each step of the fault-free run in turn (and none), and
+//! for each placement the inner loop enumerates schedules depth-first with
+//! the `dfs` strategy, changing the latest choice first. The faults placed
+//! are a crash of the process making the call (unless the scenario is
+//! crash-free), and where the scenario has them: a machine crash, a pause
+//! of the scenario's longest (healing ends it), another tool removing the
+//! first foreign target. Preemptions (choices that switch away from a
+//! process that could run on) are bounded iteratively, as in CHESS: every
+//! placement with none, then with at most one, up to [`MAX_PREEMPTIONS`],
+//! so shallow bugs are found first.
+//!
+//! The bound, as [`bound`] states it: two processes, one round each, at
+//! most [`MAX_PREEMPTIONS`] preemptions, at most one placed fault, at any
+//! step of the fault-free run. "Exhausted" means every schedule and
+//! placement within it ran.
 
 use std::collections::BTreeMap;
 
+use crate::fault::Placed;
 use crate::run::{Check, Config, Scenario, run};
 use crate::strategy::StrategyKind;
 
@@ -43,6 +53,45 @@ fn next_script(choices: &[(u32, u32)], max_preemptions: usize) -> Option<Vec<u32
     None
 }
 
+/// The kinds of fault exploration places in `scenario`.
+pub fn placeable(scenario: &Scenario) -> Vec<Placed> {
+    let f = scenario.faults;
+    [
+        (!scenario.crash_free, Placed::Crash),
+        (f.machine_crash, Placed::MachineCrash),
+        (f.pause, Placed::Pause),
+        (
+            f.foreign && !scenario.foreign_targets.is_empty(),
+            Placed::Foreign,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(on, kind)| on.then_some(kind))
+    .collect()
+}
+
+/// The bound within which exploring `scenario` is exhaustive, in words.
+pub fn bound(scenario: &Scenario) -> String {
+    let kinds: Vec<&str> = placeable(scenario)
+        .into_iter()
+        .map(|k| match k {
+            Placed::Crash => "crash",
+            Placed::MachineCrash => "machine crash",
+            Placed::Pause => "pause",
+            Placed::Foreign => "foreign rm",
+        })
+        .collect();
+    format!(
+        "{} processes x 1 round, <= {MAX_PREEMPTIONS} preemptions, <= 1 fault placed at any step ({})",
+        scenario.procs.min(2),
+        if kinds.is_empty() {
+            "none".to_owned()
+        } else {
+            kinds.join(", ")
+        }
+    )
+}
+
 /// Explores `scenario` with two processes and one round each, at most
 /// `budget` schedules in all.
 pub fn dfs(
@@ -58,9 +107,15 @@ pub fn dfs(
         ..scenario.config(StrategyKind::Dfs, seed)
     };
     let first = run(scenario, &base, false);
-    let crashes = if scenario.crash_free { 0 } else { first.steps };
-    let placements: Vec<Option<u64>> = std::iter::once(None)
-        .chain((1..=crashes).map(Some))
+    // Crashes first, at every step (as before the other kinds were added,
+    // so the shallow counterexamples found are the same), then the others.
+    let kinds = placeable(scenario);
+    let placements: Vec<Option<(u64, Placed)>> = std::iter::once(None)
+        .chain(
+            kinds
+                .iter()
+                .flat_map(|&kind| (1..=first.steps).map(move |step| Some((step, kind)))),
+        )
         .collect();
     let mut out = Exploration {
         check: Check {
@@ -73,7 +128,7 @@ pub fn dfs(
         exhausted: true,
     };
     for bound in 0..=MAX_PREEMPTIONS {
-        for &crash_at in &placements {
+        for &placement in &placements {
             let mut script = Vec::new();
             loop {
                 if out.check.seeds >= budget {
@@ -82,7 +137,8 @@ pub fn dfs(
                 }
                 let config = Config {
                     script,
-                    crash_at,
+                    crash_at: placement.map(|(step, _)| step),
+                    placed: placement.map_or(Placed::Crash, |(_, kind)| kind),
                     ..base.clone()
                 };
                 let report = run(scenario, &config, false);
@@ -106,6 +162,53 @@ pub fn dfs(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenarios;
+    use crate::strategy::StrategyKind;
+
+    #[test]
+    fn exploration_places_every_fault_kind_the_scenario_has() {
+        let foreign = scenarios::scenario("baton-lock-file-foreign").unwrap();
+        assert_eq!(
+            placeable(&foreign),
+            [
+                Placed::Crash,
+                Placed::MachineCrash,
+                Placed::Pause,
+                Placed::Foreign
+            ]
+        );
+        // Crash-free, and without machine crashes: pauses only.
+        let noflock = scenarios::scenario("baton-lock-file-noflock").unwrap();
+        assert_eq!(placeable(&noflock), [Placed::Pause]);
+        assert!(bound(&noflock).contains("(pause)"), "{}", bound(&noflock));
+    }
+
+    #[test]
+    fn a_placed_fault_round_trips_through_its_token_and_strikes_on_replay() {
+        let s = scenarios::scenario("baton-lock-file-foreign").unwrap();
+        for (kind, letter, line) in [
+            (Placed::MachineCrash, "m", "MACHINE CRASH"),
+            (Placed::Pause, "p", "PAUSE"),
+            (Placed::Foreign, "f", "FOREIGN rm"),
+            (Placed::Crash, "", "CRASH in"),
+        ] {
+            let config = Config {
+                crash_at: Some(6),
+                placed: kind,
+                fault_budget: 0,
+                ..s.config(StrategyKind::Dfs, 0)
+            };
+            let token = config.to_string();
+            assert!(token.ends_with(&format!(":{letter}6")), "{token}");
+            assert_eq!(token.parse::<Config>().unwrap(), config);
+            let report = crate::replay(&s, &token).unwrap();
+            assert!(
+                report.trace.iter().any(|l| l.contains(line)),
+                "{token}: no {line}"
+            );
+        }
+        assert!("naive-reap:dfs:0:2:1:c:0:::x6".parse::<Config>().is_err());
+    }
 
     #[test]
     fn scripts_enumerate_latest_choice_first_within_the_preemption_bound() {

@@ -251,6 +251,46 @@ pub enum Fault {
     Pause { ns: u64 },
     /// The call fails with this errno.
     Io { errno: i32 },
+    /// Another tool removes the first foreign target (placed only).
+    Foreign,
+}
+
+/// The kind of the one fault exploration places at a chosen step (see
+/// `Config::crash_at`): a replay token writes it as a letter before the
+/// step, none for a crash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Placed {
+    /// The process making the call dies.
+    #[default]
+    Crash,
+    /// Power loss.
+    MachineCrash,
+    /// The process making the call stops for the scenario's longest pause
+    /// (healing ends it).
+    Pause,
+    /// Another tool removes the scenario's first foreign target.
+    Foreign,
+}
+
+impl Placed {
+    pub fn letter(self) -> &'static str {
+        match self {
+            Placed::Crash => "",
+            Placed::MachineCrash => "m",
+            Placed::Pause => "p",
+            Placed::Foreign => "f",
+        }
+    }
+
+    pub fn from_letter(s: &str) -> Option<Placed> {
+        Some(match s {
+            "" => Placed::Crash,
+            "m" => Placed::MachineCrash,
+            "p" => Placed::Pause,
+            "f" => Placed::Foreign,
+            _ => return None,
+        })
+    }
 }
 
 /// What another tool does to a file baton uses.
@@ -297,8 +337,10 @@ pub struct FaultPlan {
     pub budget: u32,
     /// Ordinals of faults to suppress (shrinking).
     pub suppressed: BTreeSet<u32>,
-    /// A crash placed at this step, whatever the rates say.
+    /// A fault placed at this step, whatever the rates say: `placed`'s
+    /// kind, a crash by default.
     pub crash_at: Option<u64>,
+    pub placed: Placed,
     /// Most a process may be paused in total (see `Scenario::pause_total`).
     pub pause_total_ns: Option<u64>,
     fired: u32,
@@ -349,6 +391,7 @@ impl FaultPlan {
             budget,
             suppressed,
             crash_at: None,
+            placed: Placed::Crash,
             pause_total_ns: None,
             fired: 0,
             drawn: 0,
@@ -390,7 +433,14 @@ impl FaultPlan {
         let pick = self.rng.next_u64();
         if self.crash_at == Some(step) {
             self.fired += 1;
-            return Some(Fault::Crash);
+            return Some(match self.placed {
+                Placed::Crash => Fault::Crash,
+                Placed::MachineCrash => Fault::MachineCrash,
+                Placed::Pause => Fault::Pause {
+                    ns: self.pause_max_ns,
+                },
+                Placed::Foreign => Fault::Foreign,
+            });
         }
         if !self.active.contains(&site) || self.fired >= self.budget {
             return None;

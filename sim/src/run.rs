@@ -13,7 +13,7 @@ use corosensei::stack::DefaultStack;
 
 use crate::clock::epoch;
 use crate::env::{Probe, SimEnv};
-use crate::fault::{FaultKinds, FaultPlan};
+use crate::fault::{FaultKinds, FaultPlan, Placed};
 use crate::fs::SimFs;
 use crate::kernel::{Event, Kernel, Limits, PState, Shared, Unwind, Yield};
 use crate::oracle::{Finding, Oracle, Violation};
@@ -124,6 +124,7 @@ impl Scenario {
             suppressed: BTreeSet::new(),
             script: Vec::new(),
             crash_at: None,
+            placed: Placed::Crash,
         }
     }
 }
@@ -144,9 +145,11 @@ pub struct Config {
     pub suppressed: BTreeSet<u32>,
     /// Choices for the `dfs` strategy.
     pub script: Vec<u32>,
-    /// Crash the process making this call (by step number): the fault
-    /// placement bounded-exhaustive exploration enumerates.
+    /// Strike the call with this step number with `placed` (a crash by
+    /// default): the fault placement bounded-exhaustive exploration
+    /// enumerates.
     pub crash_at: Option<u64>,
+    pub placed: Placed,
 }
 
 /// `scenario:strategy:seed:procs:iters:faults:budget:suppressed:script:crash_at`,
@@ -171,7 +174,8 @@ impl fmt::Display for Config {
             self.fault_budget,
             join(self.suppressed.iter().map(u32::to_string).collect()),
             join(self.script.iter().map(u32::to_string).collect()),
-            self.crash_at.map_or(String::new(), |s| s.to_string()),
+            self.crash_at
+                .map_or(String::new(), |s| format!("{}{s}", self.placed.letter())),
         )
     }
 }
@@ -249,9 +253,14 @@ impl FromStr for Config {
             fault_budget: budget.parse().map_err(|_| bad("budget is a number"))?,
             suppressed: list(suppressed)?.into_iter().collect(),
             script: list(script)?,
-            crash_at: match crash_at {
+            crash_at: match crash_at.trim_start_matches(char::is_alphabetic) {
                 "" => None,
-                n => Some(n.parse().map_err(|_| bad("crash_at is a number"))?),
+                n => Some(n.parse().map_err(|_| bad("crash_at is a step number"))?),
+            },
+            placed: {
+                let letter = &crash_at
+                    [..crash_at.len() - crash_at.trim_start_matches(char::is_alphabetic).len()];
+                Placed::from_letter(letter).ok_or_else(|| bad("the placed fault is m, p or f"))?
             },
         })
     }
@@ -305,6 +314,7 @@ pub fn run_guided(
         config.suppressed.clone(),
     );
     faults.crash_at = config.crash_at;
+    faults.placed = config.placed;
     faults.pause_max_ns = nanos(scenario.max_pause);
     faults.pause_total_ns = scenario.pause_total.map(nanos);
     let limits = Limits {
@@ -747,6 +757,7 @@ impl Shrinker<'_> {
                     strategy: StrategyKind::Dfs,
                     fault_budget: 0,
                     crash_at: Some(at),
+                    placed: Placed::Crash,
                     ..shape.clone()
                 }) {
                     return;
@@ -785,6 +796,7 @@ impl Shrinker<'_> {
             if self.attempt(Config {
                 suppressed: every.clone(),
                 crash_at: Some(at),
+                placed: Placed::Crash,
                 ..c.clone()
             }) {
                 return;
