@@ -933,7 +933,8 @@ impl Probe {
             if lost == Some(true) {
                 k.mark("release-lost");
             }
-            if let Err(detail) = k.oracle.released(slot, resource, lost) {
+            let foreign_about = k.marks.contains_key("foreign");
+            if let Err(detail) = k.oracle.released(slot, resource, lost, foreign_about) {
                 k.violate(Finding::Misreported, detail);
             }
         });

@@ -171,6 +171,7 @@ impl Oracle {
         slot: usize,
         resource: &str,
         lost: Option<bool>,
+        foreign_about: bool,
     ) -> Result<(), String> {
         if let Some(a) = self.acquired.get_mut(resource) {
             a.remove(&slot);
@@ -182,6 +183,14 @@ impl Oracle {
         if was_robbed && lost == Some(false) {
             return Err(format!(
                 "p{slot}'s lock on {resource} was removed by another tool while held, and its release reported nothing"
+            ));
+        }
+        // Without another tool about, nothing can take a lock file from its
+        // holder. (With one, a robbed peer's release may move this holder's
+        // file aside for a moment while it checks what it moved.)
+        if !was_robbed && lost == Some(true) && !foreign_about {
+            return Err(format!(
+                "p{slot}'s release of {resource} said the lock was lost, but nothing took it away"
             ));
         }
         Ok(())

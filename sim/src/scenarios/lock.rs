@@ -59,9 +59,13 @@ fn body(mode: Mode, readers: bool, env: &SimEnv, probe: &Probe, role: Role) {
                     }
                     // Exclusive-file mode says when another tool took the
                     // lock file away meanwhile; kernel mode cannot know.
+                    let before = probe.injected();
                     let lost = match guard.release() {
                         Ok(how) => (mode == Mode::File).then_some(how == Release::Lost),
-                        Err(_) => None,
+                        Err(e) => {
+                            probe.error_seen(before, "release", &e);
+                            None
+                        }
                     };
                     probe.released(counter::COUNTER, lost);
                     continue 'round;
