@@ -940,6 +940,18 @@ impl Probe {
         });
     }
 
+    /// This process used up its `attempts` at a round without success:
+    /// the liveness property behind bounded polls (faults heal; the work
+    /// must get done).
+    pub fn gave_up(&self, attempts: u32) {
+        self.with(|k, slot| {
+            k.violate(
+                Finding::Invariant(Invariant::Liveness),
+                format!("p{slot} gave up after {attempts} attempts"),
+            );
+        });
+    }
+
     /// What baton told this process contradicts what happened (see
     /// [`Finding::Misreported`]).
     pub fn misreported(&self, detail: &str) {

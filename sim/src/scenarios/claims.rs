@@ -19,7 +19,6 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use baton_core::atomic::write_atomic;
-use baton_core::catalogue::Invariant;
 use baton_core::claims::{ClaimError, Claimant, Claimed, Claims, overlaps};
 use baton_core::env::{Clock, Fs};
 use baton_core::lock::Wait;
@@ -102,10 +101,7 @@ fn baton_body(env: &SimEnv, probe: &Probe, role: Role) {
                 }
             }
         }
-        probe.violated(
-            Invariant::Liveness,
-            &format!("p{} gave up after {ATTEMPTS} attempts", role.index),
-        );
+        probe.gave_up(ATTEMPTS);
     }
 }
 

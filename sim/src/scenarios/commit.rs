@@ -226,11 +226,7 @@ fn txn_body(env: &SimEnv, probe: &Probe, role: Role) {
                             return;
                         }
                         Err(e) => {
-                            if busy(&e) {
-                                probe.busy_seen("commit");
-                            } else {
-                                probe.error_seen(before, "commit", &e);
-                            }
+                            failed(probe, before, "commit", &e);
                             env.sleep(Duration::from_millis(50));
                         }
                     }
@@ -268,11 +264,7 @@ fn txn_body(env: &SimEnv, probe: &Probe, role: Role) {
                 }
                 // An injected I/O error: back off and try again.
                 Err(e) => {
-                    if busy(&e) {
-                        probe.busy_seen("begin");
-                    } else {
-                        probe.error_seen(before, "begin", &e);
-                    }
+                    failed(probe, before, "begin", &e);
                     env.sleep(Duration::from_millis(50));
                 }
             }
@@ -280,13 +272,19 @@ fn txn_body(env: &SimEnv, probe: &Probe, role: Role) {
     }
 }
 
-/// A bounded wait for another process's short hold that expired (see
-/// `Probe::busy_seen`).
-fn busy(e: &TxnError) -> bool {
-    match e {
+/// Tells the oracle that `what` failed with `e`: a bounded wait for another
+/// process's short hold that expired, or an error (see `Probe::busy_seen`,
+/// `Probe::error_seen`).
+fn failed(probe: &Probe, before: u32, what: &str, e: &TxnError) {
+    let busy = match e {
         TxnError::Commit(c) => c.is_busy(),
         TxnError::Claim(c) => matches!(c, ClaimError::Busy { .. }),
         _ => false,
+    };
+    if busy {
+        probe.busy_seen(what);
+    } else {
+        probe.error_seen(before, what, e);
     }
 }
 

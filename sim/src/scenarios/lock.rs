@@ -81,17 +81,8 @@ fn body(mode: Mode, readers: bool, env: &SimEnv, probe: &Probe, role: Role) {
                 }
             }
         }
-        gave_up(probe, role);
+        probe.gave_up(ATTEMPTS);
     }
-}
-
-/// A round that used every attempt without the lock: the liveness
-/// property behind the bounded polls (faults heal; the lock must come).
-fn gave_up(probe: &Probe, role: Role) {
-    probe.violated(
-        baton_core::catalogue::Invariant::Liveness,
-        &format!("p{} gave up after {ATTEMPTS} attempts", role.index),
-    );
 }
 
 pub fn scenario(mode: Mode) -> Scenario {
@@ -134,7 +125,7 @@ fn handle_body(env: &SimEnv, probe: &Probe, role: Role) {
                 }
             }
         }
-        gave_up(probe, role);
+        probe.gave_up(ATTEMPTS);
     }
 }
 

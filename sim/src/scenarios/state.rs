@@ -117,10 +117,7 @@ fn baton_body(strategy: Strategy, env: &SimEnv, probe: &Probe, role: Role) {
                 }
             }
         }
-        probe.violated(
-            Invariant::Liveness,
-            &format!("p{} gave up after {ATTEMPTS} attempts", role.index),
-        );
+        probe.gave_up(ATTEMPTS);
     }
 }
 
