@@ -13,6 +13,16 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// `o` exited 0; its stderr is shown if not.
+fn succeeded(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
     stdout(o)
         .lines()
@@ -23,12 +33,7 @@ fn json_lines(o: &Output) -> Vec<serde_json::Value> {
 #[test]
 fn sim_json_reports_each_scenario_with_its_verdict() {
     let o = baton(&["--json", "sim", "--seeds", "60"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    succeeded(&o);
     let rows = json_lines(&o);
     let names: Vec<_> = rows
         .iter()
@@ -245,12 +250,7 @@ fn svg_draws_a_replay_and_a_model_counterexample_into_new_files_only() {
     let sim_svg = dir.path().join("replay.svg");
     let token = "naive-reap:random:0:2:1:cpsr:8:::";
     let o = baton(&["sim", "--replay", token, "--svg", sim_svg.to_str().unwrap()]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    succeeded(&o);
     let svg = std::fs::read_to_string(&sim_svg).unwrap();
     assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>\n"));
     assert!(svg.contains(token), "titled by its token");
@@ -266,12 +266,7 @@ fn svg_draws_a_replay_and_a_model_counterexample_into_new_files_only() {
         "--svg",
         model_svg.to_str().unwrap(),
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    succeeded(&o);
     let svg = std::fs::read_to_string(&model_svg).unwrap();
     assert!(svg.contains("CreateExclusive(0)") && svg.contains("VIOLATION mutual-exclusion"));
 

@@ -330,7 +330,7 @@ pub fn run_guided(
         config.script.clone(),
     );
     strategy.guide = guide.into();
-    let kernel = Kernel::new(
+    let mut kernel = Kernel::new(
         fs,
         config.procs,
         config.seed,
@@ -339,7 +339,6 @@ pub fn run_guided(
         limits,
         trace,
     );
-    let mut kernel = kernel;
     kernel.foreign_targets = scenario.foreign_targets.clone();
     let shared = Arc::new(Shared::new(kernel));
     let mut procs: Vec<Process> = (0..config.procs)
