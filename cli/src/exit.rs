@@ -9,6 +9,9 @@ pub enum Exit {
     Error,
     /// Bad usage (clap reports it).
     Usage,
+    /// `baton explore` or `baton crashes` found a run or crash state that
+    /// fails the user's check.
+    Violation,
     /// The lock or claim was not obtained in time (`EX_TEMPFAIL`).
     Unavailable,
     /// The command could not be executed (as in `env`, `timeout`).
@@ -25,6 +28,7 @@ impl Exit {
             Exit::Ok => 0,
             Exit::Error => 1,
             Exit::Usage => 2,
+            Exit::Violation => 3,
             Exit::Unavailable => 75,
             Exit::CannotExecute => 126,
             Exit::NotFound => 127,
@@ -42,6 +46,7 @@ mod tests {
         assert_eq!(Exit::Ok.code(), 0);
         assert_eq!(Exit::Error.code(), 1);
         assert_eq!(Exit::Usage.code(), 2);
+        assert_eq!(Exit::Violation.code(), 3);
         assert_eq!(Exit::Unavailable.code(), 75);
         assert_eq!(Exit::CannotExecute.code(), 126);
         assert_eq!(Exit::NotFound.code(), 127);

@@ -10,6 +10,7 @@ mod claim_cmd;
 mod commit_cmd;
 mod elect_cmd;
 mod exit;
+mod explore_cmd;
 mod guard_cmd;
 mod lock_cmd;
 mod mcp_cmd;
@@ -86,6 +87,11 @@ enum Command {
     /// Check the stateright models exhaustively; exit 0 only when every
     /// verdict matches its expectation.
     Model(model_cmd::ModelArgs),
+    /// Check your own program: run PROCS copies of CMD in scratch copies of
+    /// the directory, schedule their file-system calls (random or PCT, with
+    /// kills, pauses and clock skew), run CHECKCMD on the result; exit 3
+    /// with a replay token on the first failing run.
+    Explore(explore_cmd::ExploreArgs),
     /// Check the whole catalogue (simulator with random, PCT and DFS
     /// schedules, then the models) and print the verdict tables.
     Verify(verify_cmd::VerifyArgs),
@@ -109,6 +115,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Sim(args) => sim_cmd::run(args, cli.json),
         Command::Model(args) => model_cmd::run(args, cli.json),
         Command::Verify(args) => verify_cmd::run(args, cli.json),
+        Command::Explore(args) => explore_cmd::run(args, cli.json),
     }
 }
 

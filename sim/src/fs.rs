@@ -436,6 +436,17 @@ impl SimFs {
         Ok(())
     }
 
+    /// Removes an empty directory.
+    pub fn remove_dir(&mut self, path: &Path) -> io::Result<()> {
+        let (dir, name) = self.parent_of(path)?;
+        let ino = *self.entries(dir)?.get(&name).ok_or_else(|| errno(ENOENT))?;
+        if !self.entries(ino)?.is_empty() {
+            return Err(errno(ENOTEMPTY));
+        }
+        self.unlink_entry(dir, &name);
+        Ok(())
+    }
+
     /// Entry names in name order; the simulated environment shuffles them.
     pub fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
         let ino = self.lookup(path)?;
@@ -751,16 +762,43 @@ impl SimFs {
             .collect()
     }
 
+    /// Directories whose visible entries differ from their durable ones.
+    pub fn unsynced_dirs(&self) -> Vec<Ino> {
+        self.inodes
+            .iter()
+            .filter(
+                |(_, i)| matches!(&i.node, Node::Dir { entries, durable } if entries != durable),
+            )
+            .map(|(&ino, _)| ino)
+            .collect()
+    }
+
     /// Power loss: see the module documentation. `fate` decides each
     /// unsynced file, given how many of its bytes are at risk (past what it
     /// shares with its durable contents), and for a torn write how many of
     /// those survive.
-    pub fn crash(&mut self, mut fate: impl FnMut(Ino, usize) -> (CrashFate, usize)) {
+    pub fn crash(&mut self, fate: impl FnMut(Ino, usize) -> (CrashFate, usize)) {
+        self.crash_with(|_| false, fate);
+    }
+
+    /// Power loss where `written_back` also picks unsynced directories
+    /// whose visible entries reached the disk in time (the journal
+    /// committed them; nothing forces it to, nothing forbids it). The
+    /// simulator's own crashes keep every directory's durable entries;
+    /// `baton crashes` explores both.
+    pub fn crash_with(
+        &mut self,
+        mut written_back: impl FnMut(Ino) -> bool,
+        mut fate: impl FnMut(Ino, usize) -> (CrashFate, usize),
+    ) {
         self.ofds.clear();
         self.locks.clear();
-        for inode in self.inodes.values_mut() {
+        for (&ino, inode) in self.inodes.iter_mut() {
             inode.open = 0;
             match &mut inode.node {
+                Node::Dir { entries, durable } if entries != durable && written_back(ino) => {
+                    *durable = entries.clone();
+                }
                 Node::Dir { entries, durable } => *entries = durable.clone(),
                 Node::File { .. } => {}
             }

@@ -59,7 +59,7 @@ pub mod fs;
 pub mod git;
 mod kernel;
 pub mod oracle;
-mod rng;
+pub mod rng;
 pub mod run;
 pub mod scenarios;
 pub mod strategy;

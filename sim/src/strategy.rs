@@ -108,6 +108,18 @@ pub enum Guided {
 
 impl Strategy {
     pub fn new(kind: StrategyKind, seed: u64, procs: usize, script: Vec<u32>) -> Strategy {
+        Strategy::with_horizon(kind, seed, procs, script, PCT_STEPS)
+    }
+
+    /// As [`Strategy::new`], with PCT's change points placed among the
+    /// first `steps` calls (a real program's run length, measured).
+    pub fn with_horizon(
+        kind: StrategyKind,
+        seed: u64,
+        procs: usize,
+        script: Vec<u32>,
+        steps: u64,
+    ) -> Strategy {
         let mut rng = Rng::stream(seed, 0x5C4E);
         let mut priorities = Vec::new();
         let mut change_points = Vec::new();
@@ -118,7 +130,7 @@ impl Strategy {
                 let j = rng.below(i as u64 + 1) as usize;
                 priorities.swap(i, j);
             }
-            change_points = (1..depth).map(|_| rng.below(PCT_STEPS)).collect();
+            change_points = (1..depth).map(|_| rng.below(steps.max(1))).collect();
         }
         Strategy {
             kind,

@@ -1,0 +1,108 @@
+//! Scratch copies of the user's working directory: every run starts from
+//! the same files, and nothing a run does reaches the original.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Copies the tree at `from` into `to` (created; must not exist):
+/// directories, regular files with their permission bits, symlinks as
+/// symlinks (never followed). Sockets, FIFOs and devices are skipped.
+pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::create_dir(to)?;
+    let mut todo = vec![(from.to_path_buf(), to.to_path_buf())];
+    while let Some((src, dst)) = todo.pop() {
+        for entry in std::fs::read_dir(&src).map_err(|e| at(&src, e))? {
+            let entry = entry.map_err(|e| at(&src, e))?;
+            let kind = entry.file_type().map_err(|e| at(&entry.path(), e))?;
+            let (s, d) = (entry.path(), dst.join(entry.file_name()));
+            if kind.is_dir() {
+                std::fs::create_dir(&d).map_err(|e| at(&d, e))?;
+                todo.push((s, d));
+            } else if kind.is_file() {
+                std::fs::copy(&s, &d).map_err(|e| at(&s, e))?;
+            } else if kind.is_symlink() {
+                let target = std::fs::read_link(&s).map_err(|e| at(&s, e))?;
+                std::os::unix::fs::symlink(target, &d).map_err(|e| at(&d, e))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+/// A fresh directory for one exploration's runs, under the system's
+/// temporary directory, removed when dropped unless kept.
+#[derive(Debug)]
+pub struct Workspace {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(label: &str) -> io::Result<Workspace> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("baton-{label}-"))
+            .tempdir()?;
+        // The interception library compares paths as the kernel reports
+        // them: no symlink in the root's own path.
+        let path = dir.path().canonicalize()?;
+        Ok(Workspace {
+            dir: Some(dir),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Leaves the directory in place (a failure to look at) and says where.
+    pub fn keep(&mut self) -> PathBuf {
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.keep();
+        }
+        self.path.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_has_the_files_modes_and_symlinks_and_follows_none() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::create_dir(src.path().join("d")).unwrap();
+        std::fs::write(src.path().join("d/a.txt"), b"alpha").unwrap();
+        std::fs::write(src.path().join("run.sh"), b"#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            src.path().join("run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/etc", src.path().join("out")).unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let to = dst.path().join("copy");
+        copy_tree(src.path(), &to).unwrap();
+        assert_eq!(std::fs::read(to.join("d/a.txt")).unwrap(), b"alpha");
+        let mode = std::fs::metadata(to.join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
+        assert_eq!(
+            std::fs::read_link(to.join("out")).unwrap(),
+            Path::new("/etc")
+        );
+        assert!(
+            std::fs::symlink_metadata(to.join("out"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+    }
+}

@@ -1,0 +1,464 @@
+//! One run of a user's program under the controller: start the copies with
+//! the interception library, hear their calls, let one run at a time in
+//! the order a [`Pick`] chooses, kill a copy at a chosen call.
+//!
+//! # When the controller decides
+//!
+//! A decision is only repeatable if it is taken when every copy has said
+//! what it will do next. So the controller decides when every connected
+//! thread is waiting for its go, waiting on something other than a file
+//! (it said [`Msg::Block`]: a timer, a child, a condition variable, another
+//! process's lock), or gone; a thread still computing after its last call
+//! is waited for up to `settle`, then taken as busy elsewhere. When some
+//! copy has no call waiting, the controller also waits for a `quiet` spell
+//! with no message, so a thread just woken by a timer can speak first.
+//! What remains unrepeatable is real time: a timer that fires sooner or
+//! later against the others' calls, and work done by threads that never
+//! touch the root. `baton explore --replay` measures how often a schedule
+//! reproduces.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use baton_trace::{Call, GO, Msg, vars};
+
+/// How a run is started.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub argv: Vec<OsString>,
+    /// The scratch copy the programs run in (absolute, no symlinks).
+    pub root: PathBuf,
+    pub copies: usize,
+    /// Nanoseconds added to each copy's wall clock.
+    pub skew_ns: Vec<i64>,
+    /// Send every write's bytes (for `baton crashes`).
+    pub record_data: bool,
+    pub preload: PathBuf,
+    /// Where the socket and the copies' output go.
+    pub run_dir: PathBuf,
+    pub timeout: Duration,
+    pub settle: Duration,
+    pub quiet: Duration,
+}
+
+/// Chooses which copy's waiting call runs next.
+pub trait Pick {
+    /// `waiting`: copies with a call waiting (sorted, non-empty);
+    /// `current`: the copy whose call ran last.
+    fn pick(&mut self, waiting: &[usize], current: Option<usize>, step: u64) -> usize;
+    /// Whether to kill `copy` instead of letting its `nth` call (from 0) run.
+    fn kill_at(&mut self, _copy: usize, _nth: u64) -> bool {
+        false
+    }
+    /// How long to hold `copy` at its `nth` call while the others run (a
+    /// process stopped, swapped out or slow to start), if at all.
+    fn pause_at(&mut self, _copy: usize, _nth: u64) -> Option<Duration> {
+        None
+    }
+}
+
+/// A call that ran, in the order the controller let calls run.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub copy: usize,
+    pub pid: u32,
+    pub call: Call,
+    /// Its result, or `-errno`; `None` if the process died in the call.
+    pub result: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub steps: Vec<Step>,
+    /// Per copy: its exit status, or `None` when the controller killed it.
+    pub exits: Vec<Option<ExitStatus>>,
+    pub killed: Option<usize>,
+    pub timed_out: bool,
+    /// Calls each copy made.
+    pub calls: Vec<u64>,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// A copy that was not killed and did not exit 0.
+    pub fn failed_copy(&self) -> Option<(usize, ExitStatus)> {
+        self.exits
+            .iter()
+            .enumerate()
+            .find_map(|(i, e)| e.filter(|s| !s.success()).map(|s| (i, s)))
+    }
+}
+
+enum Event {
+    Hello(usize, Conn),
+    Msg(usize, Msg),
+    Closed(usize),
+    Exited(usize, ExitStatus),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Between calls, doing something the controller cannot see, since
+    /// this instant.
+    Running(Instant),
+    Waiting,
+    /// Let go; its `Done` has not come.
+    InCall,
+    Blocked,
+    Closed,
+}
+
+struct Conn {
+    copy: usize,
+    pid: u32,
+    state: State,
+    writer: UnixStream,
+    /// The call waiting for its go, and its arrival number (the order
+    /// within a copy).
+    waiting: Option<(u64, Call)>,
+    /// Index in `steps` of the call let go last.
+    last_step: Option<usize>,
+}
+
+/// Runs the copies to the end (or the timeout) and returns what happened.
+pub fn run(launch: &Launch, pick: &mut dyn Pick) -> std::io::Result<Outcome> {
+    std::fs::create_dir_all(&launch.run_dir)?;
+    let socket = launch.run_dir.join("ctl.sock");
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket)?;
+    let (tx, rx) = mpsc::channel::<Event>();
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || accept_loop(&listener, &tx));
+    }
+
+    let start = Instant::now();
+    let mut groups = Vec::new();
+    for copy in 0..launch.copies {
+        let child = spawn_copy(launch, copy, &socket)?;
+        groups.push(child.id());
+        let exit_tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut child = child;
+            if let Ok(status) = child.wait() {
+                let _ = exit_tx.send(Event::Exited(copy, status));
+            }
+        });
+    }
+
+    let mut run = Run {
+        conns: BTreeMap::new(),
+        exits: vec![None; launch.copies],
+        connected: vec![false; launch.copies],
+        calls: vec![0; launch.copies],
+        steps: Vec::new(),
+        killed: None,
+        arrival: 0,
+        last_event: Instant::now(),
+        current: None,
+        paused: vec![None; launch.copies],
+    };
+    let deadline = start + launch.timeout;
+    let mut timed_out = false;
+    while run.exits.iter().any(Option::is_none) {
+        let mut got = false;
+        while let Ok(ev) = rx.try_recv() {
+            run.apply(ev, &groups);
+            got = true;
+        }
+        if got {
+            run.last_event = Instant::now();
+            continue;
+        }
+        if Instant::now() > deadline {
+            timed_out = true;
+            for &g in &groups {
+                let _ = kill_group(g);
+            }
+            let grace = Instant::now() + Duration::from_secs(5);
+            while run.exits.iter().any(Option::is_none) && Instant::now() < grace {
+                if let Ok(ev) = rx.recv_timeout(Duration::from_millis(50)) {
+                    run.apply(ev, &groups);
+                }
+            }
+            break;
+        }
+        if let Some(id) = run.decide(launch, pick) {
+            run.let_go(id, pick, &groups)?;
+            continue;
+        }
+        if let Ok(ev) = rx.recv_timeout(Duration::from_micros(200)) {
+            run.apply(ev, &groups);
+            run.last_event = Instant::now();
+        }
+    }
+    let _ = std::fs::remove_file(&socket);
+    Ok(Outcome {
+        steps: run.steps,
+        exits: run.exits.into_iter().map(Option::flatten).collect(),
+        killed: run.killed,
+        timed_out,
+        calls: run.calls,
+        elapsed: start.elapsed(),
+    })
+}
+
+struct Run {
+    conns: BTreeMap<usize, Conn>,
+    /// Per copy, once it has ended: its status, or `None` if killed.
+    exits: Vec<Option<Option<ExitStatus>>>,
+    connected: Vec<bool>,
+    calls: Vec<u64>,
+    steps: Vec<Step>,
+    killed: Option<usize>,
+    arrival: u64,
+    last_event: Instant,
+    current: Option<usize>,
+    /// Copies held until an instant (`Pick::pause_at`).
+    paused: Vec<Option<Instant>>,
+}
+
+impl Run {
+    fn apply(&mut self, ev: Event, groups: &[u32]) {
+        match ev {
+            Event::Hello(id, conn) => {
+                if conn.copy < self.connected.len() && self.exits[conn.copy].is_none() {
+                    self.connected[conn.copy] = true;
+                    self.conns.insert(id, conn);
+                }
+            }
+            Event::Msg(id, msg) => {
+                let Some(c) = self.conns.get_mut(&id) else {
+                    return;
+                };
+                match msg {
+                    Msg::Call(call) => {
+                        self.arrival += 1;
+                        c.waiting = Some((self.arrival, call));
+                        c.state = State::Waiting;
+                    }
+                    Msg::Done(r) => {
+                        if let Some(i) = c.last_step.take() {
+                            self.steps[i].result = Some(r);
+                        }
+                        c.state = State::Running(Instant::now());
+                    }
+                    Msg::Block(_) => c.state = State::Blocked,
+                    Msg::Unblock => c.state = State::Running(Instant::now()),
+                    Msg::Hello { .. } => {}
+                }
+            }
+            Event::Closed(id) => {
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.state = State::Closed;
+                    c.waiting = None;
+                }
+            }
+            Event::Exited(copy, status) => {
+                let killed = self.killed == Some(copy);
+                self.exits[copy] = Some((!killed).then_some(status));
+                // Whatever it left running goes with it.
+                let _ = kill_group(groups[copy]);
+                for c in self.conns.values_mut().filter(|c| c.copy == copy) {
+                    c.waiting = None;
+                }
+            }
+        }
+    }
+
+    /// The connection whose waiting call runs next, once the copies have
+    /// settled (see the module documentation).
+    fn decide(&mut self, launch: &Launch, pick: &mut dyn Pick) -> Option<usize> {
+        let now = Instant::now();
+        for (copy, exit) in self.exits.iter().enumerate() {
+            if exit.is_none() && !self.connected[copy] {
+                return None; // still starting
+            }
+        }
+        for c in self.conns.values() {
+            if self.exits[c.copy].is_some() {
+                continue;
+            }
+            match c.state {
+                State::InCall => return None,
+                State::Running(since) if now.duration_since(since) < launch.settle => return None,
+                _ => {}
+            }
+        }
+        for p in self.paused.iter_mut() {
+            if p.is_some_and(|until| until <= now) {
+                *p = None;
+            }
+        }
+        let mut waiting: Vec<usize> = self
+            .conns
+            .values()
+            .filter(|c| c.waiting.is_some() && self.exits[c.copy].is_none())
+            .filter(|c| self.paused[c.copy].is_none())
+            .map(|c| c.copy)
+            .collect();
+        waiting.sort_unstable();
+        waiting.dedup();
+        if waiting.is_empty() {
+            return None;
+        }
+        let live = (0..self.exits.len())
+            .filter(|&i| self.exits[i].is_none() && self.paused[i].is_none())
+            .count();
+        if waiting.len() < live && now.duration_since(self.last_event) < launch.quiet {
+            return None;
+        }
+        let copy = pick.pick(&waiting, self.current, self.steps.len() as u64);
+        debug_assert!(waiting.contains(&copy));
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.copy == copy)
+            .filter_map(|(&id, c)| c.waiting.as_ref().map(|(n, _)| (*n, id)))
+            .min()
+            .map(|(_, id)| id)
+    }
+
+    fn let_go(&mut self, id: usize, pick: &mut dyn Pick, groups: &[u32]) -> std::io::Result<()> {
+        let c = self
+            .conns
+            .get_mut(&id)
+            .expect("decided among live connections");
+        let copy = c.copy;
+        if let Some(hold) = pick.pause_at(copy, self.calls[copy]) {
+            // The call stays waiting; the others run meanwhile.
+            self.paused[copy] = Some(Instant::now() + hold);
+            return Ok(());
+        }
+        let (_, call) = c.waiting.take().expect("decided on a waiting call");
+        if self.killed.is_none() && pick.kill_at(copy, self.calls[copy]) {
+            self.killed = Some(copy);
+            kill_group(groups[copy])?;
+            // Its threads never get their go: nothing waits for them.
+            for c in self.conns.values_mut().filter(|c| c.copy == copy) {
+                c.state = State::Closed;
+                c.waiting = None;
+            }
+            return Ok(());
+        }
+        self.calls[copy] += 1;
+        self.steps.push(Step {
+            copy,
+            pid: c.pid,
+            call,
+            result: None,
+        });
+        c.last_step = Some(self.steps.len() - 1);
+        c.state = State::InCall;
+        if c.writer.write_all(&[GO]).is_err() {
+            c.state = State::Closed;
+        }
+        self.current = Some(copy);
+        Ok(())
+    }
+}
+
+fn spawn_copy(
+    launch: &Launch,
+    copy: usize,
+    socket: &std::path::Path,
+) -> std::io::Result<std::process::Child> {
+    let out = std::fs::File::create(launch.run_dir.join(format!("copy{copy}.out")))?;
+    let err = std::fs::File::create(launch.run_dir.join(format!("copy{copy}.err")))?;
+    let mut preload = launch.preload.clone().into_os_string();
+    if let Some(old) = std::env::var_os("LD_PRELOAD") {
+        preload.push(":");
+        preload.push(old);
+    }
+    Command::new(&launch.argv[0])
+        .args(&launch.argv[1..])
+        .current_dir(&launch.root)
+        .env("LD_PRELOAD", preload)
+        .env(vars::SOCKET, socket)
+        .env(vars::ROOT, &launch.root)
+        .env(vars::COPY, copy.to_string())
+        .env(
+            vars::SKEW_NS,
+            launch.skew_ns.get(copy).copied().unwrap_or(0).to_string(),
+        )
+        .env(vars::DATA, if launch.record_data { "1" } else { "0" })
+        // libuv would otherwise submit file calls through io_uring, which
+        // no preloaded library sees.
+        .env("UV_USE_IO_URING", "0")
+        .env("BATON_EXPLORE_COPY", copy.to_string())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", launch.argv[0].to_string_lossy()),
+            )
+        })
+}
+
+fn kill_group(pgid: u32) -> std::io::Result<()> {
+    let pid = rustix::process::Pid::from_raw(pgid as i32)
+        .ok_or_else(|| std::io::Error::other("pid 0"))?;
+    match rustix::process::kill_process_group(pid, rustix::process::Signal::KILL) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn accept_loop(listener: &UnixListener, tx: &mpsc::Sender<Event>) {
+    for (id, stream) in listener.incoming().enumerate() {
+        let Ok(stream) = stream else { continue };
+        let tx = tx.clone();
+        std::thread::spawn(move || serve(id, stream, &tx));
+    }
+}
+
+/// Reads one connection's frames and forwards them as events.
+fn serve(id: usize, mut stream: UnixStream, tx: &mpsc::Sender<Event>) {
+    let mut first = true;
+    loop {
+        let mut len = [0u8; 4];
+        if stream.read_exact(&mut len).is_err() {
+            break;
+        }
+        let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
+        if stream.read_exact(&mut body).is_err() {
+            break;
+        }
+        let Ok(msg) = Msg::decode(&body) else { break };
+        if first {
+            first = false;
+            let Msg::Hello { copy, pid, .. } = msg else {
+                break;
+            };
+            let Ok(writer) = stream.try_clone() else {
+                break;
+            };
+            let conn = Conn {
+                copy: copy as usize,
+                pid,
+                state: State::Running(Instant::now()),
+                writer,
+                waiting: None,
+                last_step: None,
+            };
+            if tx.send(Event::Hello(id, conn)).is_err() {
+                return;
+            }
+            continue;
+        }
+        if tx.send(Event::Msg(id, msg)).is_err() {
+            return;
+        }
+    }
+    let _ = tx.send(Event::Closed(id));
+}

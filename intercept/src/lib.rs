@@ -1,0 +1,42 @@
+//! The interception layer of `baton explore` and `baton crashes`: a shared
+//! library preloaded (`LD_PRELOAD`) into the user's program, which sees its
+//! file-system calls on paths under one root and holds each until the
+//! controller lets it run.
+//!
+//! # Why `LD_PRELOAD` and not ptrace
+//!
+//! The programs this exists for are the field's: Node scripts, shell
+//! scripts and their coreutils, Python. All of them reach the kernel
+//! through glibc, so interposing glibc's functions sees every call they
+//! make, at the cost of one socket round trip per intercepted call and a
+//! branch on every other one. ptrace with a seccomp filter would also see
+//! static binaries and raw syscalls, but costs two context switches into
+//! the tracer for every filtered call of every thread, cannot see
+//! `clock_gettime` at all (the vDSO answers it in user space, so a skewed
+//! clock needs the vDSO disabled), and has to rewrite results in the
+//! tracee's memory to skew a clock. Here the skew is an addition.
+//!
+//! # What it cannot see
+//!
+//! - Static binaries and programs that make system calls without glibc
+//!   (Go's runtime; anything using `io_uring`: the controller sets
+//!   `UV_USE_IO_URING=0` so libuv keeps to the thread pool).
+//! - Calls glibc makes to itself (`fopen`'s internal `open`, `scandir`'s
+//!   `getdents`, `mkdtemp`'s `mkdir`): only the outer function is seen
+//!   where it is hooked (`opendir`, `scandir` as listings), otherwise not.
+//! - `mmap`ed writes, `copy_file_range`, `sendfile`, and `dup`ed
+//!   descriptors' history (a write on a descriptor is attributed to the
+//!   file the descriptor names when it is made, through `/proc/self/fd`).
+//! - A program that closes or `dup2`s over the library's own socket (it
+//!   sits above descriptor 900 and a `close` of it is ignored).
+//!
+//! Calls on paths outside the root, and on descriptors that name nothing
+//! under it, go straight to glibc.
+
+// Hooks take raw pointers from C callers, by the C signature of each call.
+#![allow(clippy::missing_safety_doc)]
+
+mod conn;
+mod fds;
+mod hooks;
+mod real;
