@@ -85,26 +85,18 @@ fn split_check(words: &[OsString]) -> anyhow::Result<(Vec<OsString>, Vec<OsStrin
     Ok((cmd, check))
 }
 
-/// The interception library: `BATON_INTERCEPT_LIB`, or beside this
-/// executable (where `cargo build` puts it).
-pub fn preload() -> anyhow::Result<PathBuf> {
+/// The interception library: `BATON_INTERCEPT_LIB` if set (a build of
+/// one's own), else the copy this binary carries, written into `ws`.
+fn preload(ws: &Workspace) -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("BATON_INTERCEPT_LIB") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().context("where is baton")?;
-    let dir = exe.parent().context("baton's directory")?;
-    for candidate in [
-        dir.join("libbaton_intercept.so"),
-        dir.join("../libbaton_intercept.so"),
-    ] {
-        if candidate.is_file() {
-            return Ok(candidate.canonicalize()?);
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            bail!("{}: BATON_INTERCEPT_LIB names no file", p.display());
         }
+        return Ok(p.canonicalize()?);
     }
-    bail!(
-        "{}: libbaton_intercept.so not found beside baton (build it with `cargo build --workspace`, or name it in BATON_INTERCEPT_LIB)",
-        dir.display()
-    )
+    baton_explore::install_intercept(ws.path())
+        .with_context(|| format!("{}: writing the interception library", ws.path().display()))
 }
 
 pub fn target(
@@ -112,6 +104,7 @@ pub fn target(
     words: &[OsString],
     timeout: Duration,
     settle_ms: u64,
+    ws: &Workspace,
 ) -> anyhow::Result<Target> {
     let (cmd, check) = split_check(words)?;
     let dir = dir.unwrap_or_else(|| PathBuf::from("."));
@@ -125,7 +118,7 @@ pub fn target(
         dir,
         cmd,
         check,
-        preload: preload()?,
+        preload: preload(ws)?,
         timeout,
         settle: Duration::from_millis(settle_ms),
         quiet: Duration::from_millis(2),
@@ -155,8 +148,14 @@ fn faults_named(f: Faults) -> String {
 }
 
 pub fn run(args: ExploreArgs, as_json: bool) -> anyhow::Result<Exit> {
-    let target = target(args.dir.clone(), &args.words, args.timeout, args.settle_ms)?;
     let mut ws = Workspace::new("explore")?;
+    let target = target(
+        args.dir.clone(),
+        &args.words,
+        args.timeout,
+        args.settle_ms,
+        &ws,
+    )?;
     if let Some(token) = &args.replay {
         let plan = Plan::parse(token).map_err(crate::args::UsageError)?;
         return replay(&target, &plan, args.runs, &mut ws, as_json);
@@ -315,4 +314,169 @@ fn replay(
         return Ok(Exit::Violation);
     }
     Ok(Exit::Ok)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CrashesArgs {
+    /// The working directory the run starts from, copied (default: the
+    /// current directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Crash states checked at most per crash point (sampled beyond).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub per_point: usize,
+    /// Crash states checked at most in all.
+    #[arg(long, default_value_t = 2_000, value_name = "N")]
+    pub max_states: usize,
+    /// Seed for sampling crash states where there are too many.
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub seed: u64,
+    /// The recorded run fails if it has not finished after this long.
+    #[arg(long, default_value = "60", value_name = "SECS", value_parser = crate::args::positive_secs)]
+    pub timeout: Duration,
+    /// Failing states reported in full (all are counted).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub show: usize,
+    /// `CMD... --check CHECKCMD...`: the program, and the command whose
+    /// non-zero exit in a crash state's directory is a violation.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub words: Vec<OsString>,
+}
+
+pub fn crashes(args: CrashesArgs, as_json: bool) -> anyhow::Result<Exit> {
+    use baton_explore::crashes::{self, Bounds};
+    let mut ws = Workspace::new("crashes")?;
+    let target = target(args.dir.clone(), &args.words, args.timeout, 50, &ws)?;
+    let start = ws.path().join("start");
+    baton_explore::scratch::copy_tree(&target.dir, &start)?;
+    let run_dir = ws.path().join("record");
+    let root = crashes::prepare(&start, &run_dir)?;
+    let launch = baton_explore::session::Launch {
+        argv: target.cmd.clone(),
+        root: root.clone(),
+        copies: 1,
+        skew_ns: vec![0],
+        record_data: true,
+        preload: target.preload.clone(),
+        run_dir: run_dir.clone(),
+        timeout: target.timeout,
+        settle: target.settle,
+        quiet: target.quiet,
+    };
+    let outcome = crashes::record(&launch)?;
+    if outcome.timed_out {
+        bail!(
+            "{}: the recorded run did not finish within {} s",
+            show(&target.cmd),
+            target.timeout.as_secs()
+        );
+    }
+    if let Some((_, status)) = outcome.failed_copy() {
+        let kept = ws.keep();
+        bail!(
+            "{}: the recorded run exited with {status} (its output: {})",
+            show(&target.cmd),
+            kept.join("record").display()
+        );
+    }
+    if let Some(why) = explore::check(&target.check, &root, &run_dir, None)? {
+        let kept = ws.keep();
+        bail!(
+            "{}: the check fails on the run's own result, before any crash: {why} (in {})",
+            show(&target.check),
+            kept.join("record/work").display()
+        );
+    }
+    let unseen = crashes::unaccounted(&start, &outcome.steps, &root)?;
+    if !unseen.is_empty() {
+        let kept = ws.keep();
+        let names: Vec<String> = unseen.iter().map(|p| p.display().to_string()).collect();
+        bail!(
+            "{}: cannot judge crash states: the run wrote {} through calls the interception does not see (stdio's line-buffered or full-buffer writes, mmap, a static binary; see baton-intercept's documentation); its calls are in {}",
+            show(&target.cmd),
+            names.join(", "),
+            kept.join("record/calls.txt").display()
+        );
+    }
+    let bounds = Bounds {
+        per_point: args.per_point.max(2),
+        max_states: args.max_states.max(1),
+        seed: args.seed,
+    };
+    let (states, points) = crashes::crash_states(&start, &outcome.steps, bounds)?;
+    let mut failing = Vec::new();
+    for (i, state) in states.iter().enumerate() {
+        let dir = ws.path().join(format!("crash{i}"));
+        crashes::materialise(state, &start, &dir)?;
+        match explore::check(&target.check, &dir, &dir, None)? {
+            Some(why) => failing.push((i, why, dir)),
+            None => std::fs::remove_dir_all(&dir)?,
+        }
+    }
+    let calls = outcome.steps.len();
+    let summary = format!(
+        "{} crash states at {points} crash points ({calls} calls recorded)",
+        states.len()
+    );
+    if failing.is_empty() {
+        if as_json {
+            stdout_line(&json!({"event": "holds", "states": states.len(), "points": points, "calls": calls}).to_string());
+        } else {
+            stdout_line(&format!("holds over {summary}"));
+        }
+        return Ok(Exit::Ok);
+    }
+    ws.keep();
+    let call = |i: usize| explore::describe(&outcome.steps[i].call, outcome.steps[i].result);
+    let step = |i: usize| format!("#{i} `{}`", call(i));
+    if !as_json {
+        stdout_line(&format!("VIOLATION in {} of {summary}", failing.len()));
+    }
+    for (n, (i, why, dir)) in failing.iter().enumerate() {
+        let state = &states[*i];
+        let at = state
+            .after
+            .map_or("before the first call".to_string(), |a| {
+                format!("after call #{a} of {calls}, `{}`", call(a))
+            });
+        if as_json {
+            let lost: Vec<_> = state
+                .deviations
+                .iter()
+                .map(|d| json!({"path": d.path, "what": d.what, "by": d.by}))
+                .collect();
+            stdout_line(&json!({"event": "violation", "after": state.after, "lost": lost, "why": why, "dir": dir}).to_string());
+            continue;
+        }
+        if n >= args.show {
+            continue;
+        }
+        stdout_line(&format!("  crash {at}:"));
+        if state.deviations.is_empty() {
+            stdout_line(
+                "    every call so far reached the disk: the program's own state between two calls",
+            );
+        }
+        for d in &state.deviations {
+            let by = d.by.map_or(String::new(), |b| {
+                format!(" (last changed by {}, not yet durable)", step(b))
+            });
+            stdout_line(&format!("    {}: {}{by}", d.path.display(), d.what));
+        }
+        stdout_line(&format!("    {why}"));
+        stdout_line(&format!("    state kept in {}", dir.display()));
+    }
+    if !as_json && failing.len() > args.show {
+        stdout_line(&format!(
+            "  ... and {} more failing states",
+            failing.len() - args.show
+        ));
+    }
+    if !as_json {
+        stdout_line(&format!(
+            "  the recorded calls: {}",
+            run_dir.join("calls.txt").display()
+        ));
+    }
+    Ok(Exit::Violation)
 }

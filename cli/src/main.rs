@@ -92,6 +92,12 @@ enum Command {
     /// kills, pauses and clock skew), run CHECKCMD on the result; exit 3
     /// with a replay token on the first failing run.
     Explore(explore_cmd::ExploreArgs),
+    /// Check your own program against machine crashes: record one run of
+    /// CMD, rebuild every state a crash could leave at every point of it
+    /// (unsynced data lost, torn or empty; unsynced directory entries lost
+    /// or written back), run CHECKCMD on each; exit 3 naming the call that
+    /// was not yet durable.
+    Crashes(explore_cmd::CrashesArgs),
     /// Check the whole catalogue (simulator with random, PCT and DFS
     /// schedules, then the models) and print the verdict tables.
     Verify(verify_cmd::VerifyArgs),
@@ -116,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Model(args) => model_cmd::run(args, cli.json),
         Command::Verify(args) => verify_cmd::run(args, cli.json),
         Command::Explore(args) => explore_cmd::run(args, cli.json),
+        Command::Crashes(args) => explore_cmd::crashes(args, cli.json),
     }
 }
 

@@ -17,7 +17,8 @@ if (!Array.isArray(tasks) || tasks.some((t) => typeof t.id !== 'string')) {
 }
 let done = [];
 try {
-  done = fs.readFileSync('done.log', 'utf8').split('\n').filter(Boolean);
+  // Only whole lines: a crash may tear the last one.
+  done = fs.readFileSync('done.log', 'utf8').split('\n').slice(0, -1).filter(Boolean);
 } catch {
   // no writer finished
 }

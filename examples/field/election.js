@@ -10,6 +10,7 @@ const path = require('node:path');
 const DIR = path.join('memory', '.plugin-instances');
 const STALE_MS = 5000;
 const ID = process.env.INSTANCE_ID || `i${process.pid}`;
+const COPY = process.env.BATON_EXPLORE_COPY ?? '-'; // set by baton explore
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function cleanup() {
@@ -35,7 +36,7 @@ async function main() {
     .map((n) => n.slice(0, -'.lock'.length))
     .sort();
   if (ids[0] === ID) {
-    fs.appendFileSync('primary.log', `begin ${ID}\n`);
+    fs.appendFileSync('primary.log', `begin ${ID} ${COPY}\n`);
     await sleep(300);
     fs.appendFileSync('primary.log', `end ${ID}\n`);
   }

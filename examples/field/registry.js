@@ -10,6 +10,7 @@ const fs = require('node:fs');
 
 const LIST = 'instances.json';
 const ID = process.env.INSTANCE_ID || `i${process.pid}`;
+const COPY = process.env.BATON_EXPLORE_COPY ?? '-'; // set by baton explore
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function readList() {
@@ -27,7 +28,7 @@ async function main() {
   await sleep(150);
   const smallest = readList().instances.slice().sort()[0];
   if (smallest === ID) {
-    fs.appendFileSync('primary.log', `begin ${ID}\n`);
+    fs.appendFileSync('primary.log', `begin ${ID} ${COPY}\n`);
     await sleep(300); // logging, as primary
     fs.appendFileSync('primary.log', `end ${ID}\n`);
   }

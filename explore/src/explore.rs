@@ -271,7 +271,7 @@ pub fn run_plan(
             std::fs::read_to_string(run_dir.join(format!("copy{copy}.err"))).unwrap_or_default();
         Some(format!("copy {copy} exited with {status}{}", tail(&err)))
     } else {
-        check(&target.check, &root, &run_dir)?
+        check(&target.check, &root, &run_dir, outcome.killed)?
     };
     Ok(RunResult {
         plan: plan.clone(),
@@ -314,15 +314,24 @@ pub fn describe(call: &baton_trace::Call, result: Option<i64>) -> String {
 }
 
 /// Runs the check in `root`; `Some(why)` if it fails.
-pub fn check(check: &[OsString], root: &Path, run_dir: &Path) -> std::io::Result<Option<String>> {
-    let out = Command::new(&check[0])
-        .args(&check[1..])
+/// The check learns the run's directory (`BATON_EXPLORE_RUN`) and which
+/// copy was killed, if one was (`BATON_EXPLORE_KILLED`).
+pub fn check(
+    check: &[OsString],
+    root: &Path,
+    run_dir: &Path,
+    killed: Option<usize>,
+) -> std::io::Result<Option<String>> {
+    let mut cmd = Command::new(&check[0]);
+    cmd.args(&check[1..])
         .current_dir(root)
-        .env("BATON_EXPLORE_RUN", run_dir)
-        .output()
-        .map_err(|e| {
-            std::io::Error::new(e.kind(), format!("{}: {e}", check[0].to_string_lossy()))
-        })?;
+        .env("BATON_EXPLORE_RUN", run_dir);
+    if let Some(copy) = killed {
+        cmd.env("BATON_EXPLORE_KILLED", copy.to_string());
+    }
+    let out = cmd.output().map_err(|e| {
+        std::io::Error::new(e.kind(), format!("{}: {e}", check[0].to_string_lossy()))
+    })?;
     if out.status.success() {
         return Ok(None);
     }

@@ -11,6 +11,19 @@
 // directories and reads clocks, as `baton-core`'s real environment does.
 #![allow(clippy::disallowed_methods)]
 
+pub mod crashes;
 pub mod explore;
 pub mod scratch;
 pub mod session;
+
+/// `libbaton_intercept.so`, built with this crate (see `build.rs`).
+pub const INTERCEPT_SO: &[u8] = include_bytes!(env!("BATON_INTERCEPT_SO"));
+
+/// Writes the interception library into `dir` and returns its path.
+pub fn install_intercept(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("libbaton_intercept.so");
+    std::fs::write(&path, INTERCEPT_SO)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path)
+}

@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 
 /// Copies the tree at `from` into `to` (created; must not exist):
 /// directories, regular files with their permission bits, symlinks as
-/// symlinks (never followed). Sockets, FIFOs and devices are skipped.
+/// symlinks (never followed). Sockets, FIFOs and devices are skipped, and
+/// so is a directory that holds `to` (the scratch space may sit inside the
+/// directory being copied, as `TMPDIR=.` puts it).
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::create_dir(to)?;
+    let to_canon = to.canonicalize()?;
     let mut todo = vec![(from.to_path_buf(), to.to_path_buf())];
     while let Some((src, dst)) = todo.pop() {
         for entry in std::fs::read_dir(&src).map_err(|e| at(&src, e))? {
@@ -16,6 +19,9 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
             let kind = entry.file_type().map_err(|e| at(&entry.path(), e))?;
             let (s, d) = (entry.path(), dst.join(entry.file_name()));
             if kind.is_dir() {
+                if s.canonicalize().is_ok_and(|c| to_canon.starts_with(c)) {
+                    continue;
+                }
                 std::fs::create_dir(&d).map_err(|e| at(&d, e))?;
                 todo.push((s, d));
             } else if kind.is_file() {
@@ -103,6 +109,20 @@ mod tests {
                 .unwrap()
                 .file_type()
                 .is_symlink()
+        );
+    }
+
+    #[test]
+    fn a_copy_into_the_tree_being_copied_does_not_copy_itself() {
+        let src = tempfile::tempdir().unwrap();
+        std::fs::write(src.path().join("a"), b"a").unwrap();
+        std::fs::create_dir_all(src.path().join("tmp/ws")).unwrap();
+        let to = src.path().join("tmp/ws/run0");
+        copy_tree(src.path(), &to).unwrap();
+        assert_eq!(std::fs::read(to.join("a")).unwrap(), b"a");
+        assert!(
+            !to.join("tmp").exists(),
+            "the directory holding the copy is left out"
         );
     }
 }

@@ -439,6 +439,71 @@ pub unsafe extern "C" fn truncate64(p: *const c_char, l: off_t) -> c_int {
     unsafe { on_path(Op::Truncate, AT_FDCWD, p, l, || real::truncate64(p, l)) }
 }
 
+// ----- stdio ----------------------------------------------------------
+
+/// glibc's stdio writes through its own internal `write`, which no
+/// preloaded library sees. What a stream has buffered is written when it
+/// is flushed or closed, so those two are scheduled as the write they make,
+/// with the bytes pending in the buffer (`_IO_write_base` to
+/// `_IO_write_ptr`, glibc's `struct _IO_FILE` layout on x86-64 since
+/// glibc 2.1). A buffer written because it filled, or at a newline on a
+/// line-buffered stream (a shell's `echo > file`), goes out unseen.
+///
+/// # Safety
+///
+/// `f` is a live `FILE *`.
+unsafe fn flushing(f: *mut c_void, real: impl FnOnce() -> c_int) -> c_int {
+    if f.is_null() {
+        return real();
+    }
+    // SAFETY: the caller's contract; fileno only reads the stream.
+    let fd = unsafe { libc::fileno(f.cast()) };
+    // SAFETY: a glibc FILE starts with `int _flags`, then the read and
+    // write pointers, each 8 bytes, from offset 8.
+    let (base, ptr) = unsafe {
+        let words = f.cast::<*const u8>();
+        (*words.add(4), *words.add(5))
+    };
+    let buffered = if base.is_null() || ptr.is_null() || ptr < base {
+        0
+    } else {
+        ptr as usize - base as usize
+    };
+    let pending = buffered;
+    if pending == 0 {
+        return real();
+    }
+    let mut failed = false;
+    let gather = || {
+        // SAFETY: the stream's buffer holds `buffered` bytes from `base`.
+        unsafe { std::slice::from_raw_parts(base, buffered) }.to_vec()
+    };
+    let mut r = 0;
+    on_fd(Op::Write, fd, -1, pending as i64, false, gather, || {
+        r = real();
+        failed = r == libc::EOF;
+        // Reported as a write: all of it, or an error.
+        if failed { -1 } else { pending as ssize_t }
+    });
+    r
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fflush(f: *mut c_void) -> c_int {
+    unsafe { flushing(f, || real::fflush(f)) }
+}
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fclose(f: *mut c_void) -> c_int {
+    if f.is_null() {
+        return unsafe { real::fclose(f) };
+    }
+    // SAFETY: a live stream until the real fclose.
+    let fd = unsafe { libc::fileno(f.cast()) };
+    let r = unsafe { flushing(f, || real::fclose(f)) };
+    fds::forget(fd);
+    r
+}
+
 // ----- names -----------------------------------------------------------
 
 #[unsafe(no_mangle)]
@@ -484,6 +549,9 @@ pub unsafe extern "C" fn link(a: *const c_char, b: *const c_char) -> c_int {
         })
     }
 }
+/// `linkat` names an open descriptor's file two ways: `(fd, "",
+/// AT_EMPTY_PATH)` and `("/proc/self/fd/N", AT_SYMLINK_FOLLOW)`, the way
+/// an `O_TMPFILE` file gets its name. Either is sent with the descriptor.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn linkat(
     da: c_int,
@@ -492,11 +560,37 @@ pub unsafe extern "C" fn linkat(
     b: *const c_char,
     f: c_int,
 ) -> c_int {
-    unsafe {
-        on_paths(Op::Link, (da, a), (db, b), 0, || {
-            real::linkat(da, a, db, b, f)
-        })
+    let real = || unsafe { real::linkat(da, a, db, b, f) };
+    // SAFETY: `a` is null or the caller's NUL-terminated path.
+    let old = if a.is_null() {
+        &[][..]
+    } else {
+        unsafe { std::ffi::CStr::from_ptr(a) }.to_bytes()
+    };
+    let source_fd = if old.is_empty() && f & libc::AT_EMPTY_PATH != 0 {
+        Some(da)
+    } else {
+        old.strip_prefix(b"/proc/self/fd/")
+            .and_then(|n| std::str::from_utf8(n).ok()?.parse::<c_int>().ok())
+    };
+    let Some(fd) = source_fd else {
+        return unsafe { on_paths(Op::Link, (da, a), (db, b), 0, real) };
+    };
+    let Some((_busy, cfg)) = start() else {
+        return real();
+    };
+    // SAFETY: `b` is the caller's NUL-terminated path.
+    let to = unsafe { fds::resolve(&cfg.root, db, b) };
+    if fds::ours(fd, &cfg.root).is_none() && to.is_none() {
+        return real();
     }
+    let mut call = Call::new(Op::Link);
+    call.fd = fd;
+    call.path = fds::fd_path(fd)
+        .and_then(|p| fds::relative(&cfg.root, &p))
+        .unwrap_or_default();
+    call.path2 = to.unwrap_or_default();
+    scheduled(cfg, call, false, real)
 }
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unlink(p: *const c_char) -> c_int {

@@ -130,6 +130,8 @@ real! {
     fdatasync(fd: c_int) -> c_int;
     sync_file_range(fd: c_int, o: off_t, n: off_t, f: c_uint) -> c_int;
     sync() -> ();
+    fflush(f: *mut c_void) -> c_int;
+    fclose(f: *mut c_void) -> c_int;
     stat(p: *const c_char, b: *mut c_void) -> c_int;
     stat64(p: *const c_char, b: *mut c_void) -> c_int;
     lstat(p: *const c_char, b: *mut c_void) -> c_int;
