@@ -714,8 +714,8 @@ mod tests {
             unsafe_states.contains(&Vec::new()),
             "empty after the rename: {unsafe_states:?}"
         );
-        assert!(unsafe_states.contains(&br#"{"n":1}"#.to_vec()));
-        assert!(unsafe_states.contains(&br#"{"n":2}"#.to_vec()));
+        assert!(unsafe_states.contains(br#"{"n":1}"#.as_slice()));
+        assert!(unsafe_states.contains(br#"{"n":2}"#.as_slice()));
         let safe_states = contents_of_state(dir.path(), &writer(true));
         assert_eq!(
             safe_states,
