@@ -429,8 +429,19 @@ pub fn crashes(args: CrashesArgs, as_json: bool) -> anyhow::Result<Exit> {
     ws.keep();
     let call = |i: usize| explore::describe(&outcome.steps[i].call, outcome.steps[i].result);
     let step = |i: usize| format!("#{i} `{}`", call(i));
-    if !as_json {
-        stdout_line(&format!("VIOLATION in {} of {summary}", failing.len()));
+    // States are checked in crash-point order: how far the first failure is.
+    let first = failing[0].0 + 1;
+    if as_json {
+        stdout_line(
+            &json!({"event": "violations", "failing": failing.len(), "states": states.len(),
+                "points": points, "calls": calls, "first": first})
+            .to_string(),
+        );
+    } else {
+        stdout_line(&format!(
+            "VIOLATION in {} of {summary}; the first at state {first}",
+            failing.len()
+        ));
     }
     for (n, (i, why, dir)) in failing.iter().enumerate() {
         let state = &states[*i];

@@ -132,7 +132,8 @@ pub fn run(launch: &Launch, pick: &mut dyn Pick) -> std::io::Result<Outcome> {
     std::fs::create_dir_all(&launch.run_dir)?;
     let socket = launch.run_dir.join("ctl.sock");
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket)?;
+    let listener = UnixListener::bind(&socket)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", socket.display())))?;
     let (tx, rx) = mpsc::channel::<Event>();
     {
         let tx = tx.clone();
