@@ -366,3 +366,45 @@ fn a_shell_lost_update_is_found_through_coreutils() {
     );
     violation(&out, "the shell counter");
 }
+
+#[test]
+fn a_program_that_takes_over_the_librarys_socket_number_gets_only_its_own_bytes() {
+    // The library's socket sits at descriptor 900; this program puts a
+    // file of its own there and writes to it. Not one protocol byte may
+    // land in the file, and its calls are still scheduled.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("take.py"),
+        "import os\n\
+         fd = os.open('victim', os.O_WRONLY | os.O_CREAT | os.O_TRUNC)\n\
+         os.dup2(fd, 900)\n\
+         os.write(900, b'mine\\n')\n\
+         os.close(900)\n\
+         os.close(fd)\n\
+         os.rename('victim', 'kept')\n",
+    )
+    .unwrap();
+    let out = baton(
+        dir.path(),
+        &[
+            "explore",
+            "-n",
+            "1",
+            "--runs",
+            "2",
+            "--",
+            "python3",
+            "take.py",
+            "--check",
+            "sh",
+            "-c",
+            "test \"$(cat kept)\" = mine && test $(wc -c < kept) = 5",
+        ],
+    );
+    holds(&out, "take.py");
+    let calls = baton(
+        dir.path(),
+        &["crashes", "--", "python3", "take.py", "--check", "true"],
+    );
+    holds(&calls, "take.py's crash states");
+}

@@ -1,9 +1,13 @@
 //! Each thread's connection to the controller, and the run's settings.
 //!
 //! A thread connects on its first intercepted call and keeps the socket for
-//! its life. A forked child inherits the parent thread's socket number but
-//! must not speak on it: the pid stored beside it tells, and the child
-//! connects anew.
+//! its life. The thread id stored beside the socket tells a forked child
+//! (a new thread id) that the socket is its parent's: it connects anew and
+//! leaves the inherited copy alone, which also keeps a `vfork` child, whose
+//! thread-local storage is its parent's memory, from closing anything of
+//! the parent's. Before every message the socket is checked to be the very
+//! one connected (same inode): a program that closed it and reused the
+//! number for a file of its own never receives a byte of the protocol.
 
 use std::cell::Cell;
 use std::ffi::CString;
@@ -11,8 +15,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 
 use baton_trace::{Call, GO, Msg, Wait, vars};
-
-use crate::fds;
 
 pub struct Config {
     socket: CString,
@@ -48,9 +50,17 @@ pub fn config() -> Option<&'static Config> {
         .as_ref()
 }
 
+/// A thread's connection: the socket, the thread that opened it, and the
+/// socket's inode.
+#[derive(Clone, Copy)]
+struct Link {
+    fd: i32,
+    tid: i32,
+    ino: u64,
+}
+
 thread_local! {
-    /// This thread's socket and the pid that opened it (-1: none).
-    static CONN: Cell<(i32, i32)> = const { Cell::new((-1, 0)) };
+    static CONN: Cell<Link> = const { Cell::new(Link { fd: -1, tid: 0, ino: 0 }) };
     /// Set while a hook runs: calls the hook itself makes pass through.
     static BUSY: Cell<bool> = const { Cell::new(false) };
 }
@@ -107,9 +117,31 @@ fn connect(cfg: &Config) -> Option<i32> {
         if high < 0 {
             return None;
         }
-        fds::mark_socket(high);
         Some(high)
     }
+}
+
+/// The inode of `fd` if it is a socket.
+fn socket_ino(fd: i32) -> Option<u64> {
+    // SAFETY: fstat writes into a local struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; a closed descriptor makes fstat fail, nothing more.
+    let ok = unsafe { libc::fstat(fd, &raw mut st) } == 0;
+    (ok && st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then_some(st.st_ino)
+}
+
+/// This thread's socket, if it has one and it is still the one it opened.
+fn live() -> Option<i32> {
+    let link = CONN.with(Cell::get);
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    (link.fd >= 0 && link.tid == tid && socket_ino(link.fd) == Some(link.ino)).then_some(link.fd)
+}
+
+/// Whether `fd` is this thread's own socket (a `close` of it is ignored).
+pub fn is_own_socket(fd: i32) -> bool {
+    let link = CONN.with(Cell::get);
+    fd >= 0 && link.fd == fd && socket_ino(fd) == Some(link.ino)
 }
 
 fn send_on(fd: i32, msg: &Msg) -> bool {
@@ -139,19 +171,13 @@ fn send_on(fd: i32, msg: &Msg) -> bool {
 
 /// This thread's live connection, made now if needed.
 fn conn(cfg: &Config) -> Option<i32> {
-    // SAFETY: getpid and gettid have no preconditions.
-    let (pid, tid) = unsafe { (libc::getpid(), libc::gettid()) };
-    let (fd, owner) = CONN.with(Cell::get);
-    if fd >= 0 && owner == pid {
+    if let Some(fd) = live() {
         return Some(fd);
     }
-    if fd >= 0 {
-        // Inherited across fork: the parent thread's, not ours to use.
-        fds::unmark_socket(fd);
-        // SAFETY: our copy of the inherited descriptor.
-        unsafe { crate::real::close(fd) };
-    }
+    // SAFETY: getpid and gettid have no preconditions.
+    let (pid, tid) = unsafe { (libc::getpid(), libc::gettid()) };
     let fd = connect(cfg)?;
+    let ino = socket_ino(fd)?;
     let hello = Msg::Hello {
         copy: cfg.copy,
         pid: pid as u32,
@@ -160,7 +186,7 @@ fn conn(cfg: &Config) -> Option<i32> {
     if !send_on(fd, &hello) {
         return None;
     }
-    CONN.with(|c| c.set((fd, pid)));
+    CONN.with(|c| c.set(Link { fd, tid, ino }));
     Some(fd)
 }
 
@@ -187,9 +213,7 @@ pub fn call(cfg: &Config, call: Call) -> bool {
 
 /// Reports a scheduled call's result (`-errno` on failure).
 pub fn done(result: i64) {
-    let (fd, owner) = CONN.with(Cell::get);
-    // SAFETY: getpid has no preconditions.
-    if fd >= 0 && owner == unsafe { libc::getpid() } {
+    if let Some(fd) = live() {
         send_on(fd, &Msg::Done(result));
     }
 }
@@ -197,12 +221,11 @@ pub fn done(result: i64) {
 /// Tells the controller this thread is about to wait for something other
 /// than a file, if it has ever spoken to it. Returns whether it did.
 pub fn block(w: Wait) -> bool {
-    let (fd, owner) = CONN.with(Cell::get);
-    // SAFETY: getpid has no preconditions.
-    fd >= 0 && owner == unsafe { libc::getpid() } && send_on(fd, &Msg::Block(w))
+    live().is_some_and(|fd| send_on(fd, &Msg::Block(w)))
 }
 
 pub fn unblock() {
-    let (fd, _) = CONN.with(Cell::get);
-    send_on(fd, &Msg::Unblock);
+    if let Some(fd) = live() {
+        send_on(fd, &Msg::Unblock);
+    }
 }

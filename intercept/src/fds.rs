@@ -17,7 +17,6 @@ const UNKNOWN: u8 = 0;
 const FOREIGN: u8 = 1;
 const OURS: u8 = 2;
 const OURS_APPEND: u8 = 3;
-const SOCKET: u8 = 4;
 
 static CLASS: [AtomicU8; SLOTS] = [const { AtomicU8::new(UNKNOWN) }; SLOTS];
 
@@ -25,25 +24,9 @@ fn slot(fd: i32) -> Option<&'static AtomicU8> {
     usize::try_from(fd).ok().and_then(|i| CLASS.get(i))
 }
 
-pub fn mark_socket(fd: i32) {
-    if let Some(s) = slot(fd) {
-        s.store(SOCKET, Relaxed);
-    }
-}
-
-pub fn unmark_socket(fd: i32) {
-    forget(fd);
-}
-
-pub fn is_socket(fd: i32) -> bool {
-    slot(fd).is_some_and(|s| s.load(Relaxed) == SOCKET)
-}
-
 /// The descriptor was closed or replaced: classify it afresh next time.
 pub fn forget(fd: i32) {
-    if let Some(s) = slot(fd)
-        && s.load(Relaxed) != SOCKET
-    {
+    if let Some(s) = slot(fd) {
         s.store(UNKNOWN, Relaxed);
     }
 }

@@ -286,7 +286,7 @@ pub unsafe extern "C" fn creat64(p: *const c_char, m: mode_t) -> c_int {
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    if fds::is_socket(fd) {
+    if conn::is_own_socket(fd) {
         return 0; // the library's own socket: the program never opened it
     }
     let r = on_fd(Op::Close, fd, 0, 0, false, no_data, || unsafe {
@@ -852,7 +852,7 @@ pub unsafe extern "C" fn syscall(
     if n == libc::SYS_close {
         // libuv closes files this way, not through `close`.
         let fd = a as c_int;
-        if fds::is_socket(fd) {
+        if conn::is_own_socket(fd) {
             return 0;
         }
         let r = on_fd(Op::Close, fd, 0, 0, false, no_data, || raw() as c_int);
