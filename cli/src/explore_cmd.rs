@@ -202,8 +202,8 @@ pub fn run(args: ExploreArgs, as_json: bool) -> anyhow::Result<Exit> {
             calls = result.outcome.calls.iter().map(|&c| c.max(1)).collect();
         }
         if result.failure.is_some() {
-            let kept = ws.keep();
-            report_failure(&target, &result, i + 1, &kept, as_json);
+            ws.keep();
+            report_failure(&target, &result, i + 1, as_json);
             return Ok(Exit::Violation);
         }
         if !args.keep {
@@ -234,7 +234,7 @@ pub fn run(args: ExploreArgs, as_json: bool) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-fn report_failure(target: &Target, r: &RunResult, nth: u64, kept: &std::path::Path, as_json: bool) {
+fn report_failure(target: &Target, r: &RunResult, nth: u64, as_json: bool) {
     let token = r.plan.token();
     let why = r.failure.as_deref().unwrap_or_default();
     if as_json {
@@ -267,7 +267,6 @@ fn report_failure(target: &Target, r: &RunResult, nth: u64, kept: &std::path::Pa
         ));
     }
     stdout_line(&format!("  run directory: {}", r.dir.display()));
-    let _ = kept;
     stdout_line(&format!(
         "  replay: baton explore --replay {token} -- {} --check {}",
         show(&target.cmd),
@@ -307,9 +306,9 @@ fn replay(
         ));
     }
     if let Some(r) = first {
-        let kept = ws.keep();
+        ws.keep();
         if !as_json {
-            report_failure(target, &r, 1, &kept, false);
+            report_failure(target, &r, 1, false);
         }
         return Ok(Exit::Violation);
     }
