@@ -36,6 +36,10 @@ fn main() {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
+        // Under `cargo clippy` the outer build lints through a wrapper; the
+        // library is linted as a workspace member, not here.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .status()
         .expect("run cargo to build baton-intercept");
     assert!(status.success(), "building baton-intercept failed");

@@ -218,8 +218,9 @@ def main():
     w("")
     w("The interception is a preloaded library (`intercept/src/lib.rs` says why not ptrace): "
       "static binaries and raw system calls (Go), io_uring (switched off for libuv), mmap'ed "
-      "writes, copy_file_range/sendfile, and stdio output glibc writes on its own (a full buffer, "
-      "a line-buffered newline: bash's `echo > file`) are not seen. `baton crashes` rebuilds the "
+      "writes, copy_file_range/sendfile, and a flush made inside the variadic printf family are not "
+      "seen (stdio through fopen, putc, fputs, puts, fwrite, fflush and fclose is, as are a shell's "
+      "redirections). `baton crashes` rebuilds the "
       "recorded run and compares it with the real one: files written unseen make it refuse, naming "
       "them, rather than judge. Replays repeat the schedule of calls and the faults; a program's "
       "own timers and random ids can still take another path (the replay column above).")

@@ -391,7 +391,7 @@ pub fn crashes(args: CrashesArgs, as_json: bool) -> anyhow::Result<Exit> {
         let kept = ws.keep();
         let names: Vec<String> = unseen.iter().map(|p| p.display().to_string()).collect();
         bail!(
-            "{}: cannot judge crash states: the run wrote {} through calls the interception does not see (stdio's line-buffered or full-buffer writes, mmap, a static binary; see baton-intercept's documentation); its calls are in {}",
+            "{}: cannot judge crash states: the run wrote {} through calls the interception does not see (mmap, a printf-family flush, a static binary; see baton-intercept's documentation); its calls are in {}",
             show(&target.cmd),
             names.join(", "),
             kept.join("record/calls.txt").display()

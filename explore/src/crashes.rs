@@ -155,21 +155,31 @@ impl Replay {
         }
     }
 
+    /// The open file a descriptor call acts on. The recorded path (what
+    /// the descriptor named when the call was made) wins over the mapping
+    /// when they disagree: descriptors change files in ways not recorded
+    /// (`dup2` of a shell's redirection, a descriptor inherited across
+    /// `exec`). A path that names nothing (an unlinked or unnamed file)
+    /// leaves the mapping alone.
     fn file(&mut self, pid: u32, call: &Call) -> Option<OfdId> {
-        match self.fds.get(&(pid, call.fd)) {
-            Some(Handle::File(ofd)) => Some(*ofd),
-            Some(Handle::Dir(_)) => None,
-            // A descriptor opened before an exec or in a parent process:
-            // attribute it to the file it names.
-            None if !call.path.is_empty() => {
-                let ofd = self
-                    .fs
-                    .open(&sim_path(&call.path), false, 0, UNIX_EPOCH)
-                    .ok()?;
+        let named = (!call.path.is_empty())
+            .then(|| sim_path(&call.path))
+            .and_then(|p| self.fs.inode_of(&p).map(|ino| (p, ino)));
+        match (self.fds.get(&(pid, call.fd)).cloned(), named) {
+            (Some(Handle::Dir(_)), _) => None,
+            (Some(Handle::File(ofd)), Some((_, ino))) if self.fs.fstat(ofd).id.ino == ino => {
+                Some(ofd)
+            }
+            (Some(Handle::File(ofd)), None) => Some(ofd),
+            (old, Some((path, _))) => {
+                let ofd = self.fs.open(&path, false, 0, UNIX_EPOCH).ok()?;
+                if let Some(Handle::File(old)) = old {
+                    self.fs.close(old);
+                }
                 self.fds.insert((pid, call.fd), Handle::File(ofd));
                 Some(ofd)
             }
-            None => None,
+            (None, None) => None,
         }
     }
 

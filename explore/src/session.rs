@@ -251,6 +251,15 @@ impl Run {
                         }
                         c.state = State::Running(Instant::now());
                     }
+                    Msg::Wrote { result, at, data } => {
+                        if let Some(i) = c.last_step.take() {
+                            let step = &mut self.steps[i];
+                            step.result = Some(result);
+                            step.call.a = at;
+                            step.call.data = data;
+                        }
+                        c.state = State::Running(Instant::now());
+                    }
                     Msg::Block(_) => c.state = State::Blocked,
                     Msg::Unblock => c.state = State::Running(Instant::now()),
                     Msg::Hello { .. } => {}

@@ -218,6 +218,13 @@ pub fn done(result: i64) {
     }
 }
 
+/// Reports a scheduled stdio write: what reached the file, and where.
+pub fn wrote(result: i64, at: i64, data: Vec<u8>) {
+    if let Some(fd) = live() {
+        send_on(fd, &Msg::Wrote { result, at, data });
+    }
+}
+
 /// Tells the controller this thread is about to wait for something other
 /// than a file, if it has ever spoken to it. Returns whether it did.
 pub fn block(w: Wait) -> bool {

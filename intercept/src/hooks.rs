@@ -16,18 +16,18 @@ use baton_trace::{Call, Op, Wait};
 use crate::conn::{self, Busy, Config};
 use crate::{fds, real};
 
-fn errno() -> c_int {
+pub(crate) fn errno() -> c_int {
     // SAFETY: errno is this thread's.
     unsafe { *libc::__errno_location() }
 }
 
-fn set_errno(e: c_int) {
+pub(crate) fn set_errno(e: c_int) {
     // SAFETY: errno is this thread's.
     unsafe { *libc::__errno_location() = e };
 }
 
 /// A hook's configuration, unless it must pass straight through.
-fn start() -> Option<(Busy, &'static Config)> {
+pub(crate) fn start() -> Option<(Busy, &'static Config)> {
     let busy = conn::enter()?;
     Some((busy, conn::config()?))
 }
@@ -437,71 +437,6 @@ pub unsafe extern "C" fn truncate(p: *const c_char, l: off_t) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn truncate64(p: *const c_char, l: off_t) -> c_int {
     unsafe { on_path(Op::Truncate, AT_FDCWD, p, l, || real::truncate64(p, l)) }
-}
-
-// ----- stdio ----------------------------------------------------------
-
-/// glibc's stdio writes through its own internal `write`, which no
-/// preloaded library sees. What a stream has buffered is written when it
-/// is flushed or closed, so those two are scheduled as the write they make,
-/// with the bytes pending in the buffer (`_IO_write_base` to
-/// `_IO_write_ptr`, glibc's `struct _IO_FILE` layout on x86-64 since
-/// glibc 2.1). A buffer written because it filled, or at a newline on a
-/// line-buffered stream (a shell's `echo > file`), goes out unseen.
-///
-/// # Safety
-///
-/// `f` is a live `FILE *`.
-unsafe fn flushing(f: *mut c_void, real: impl FnOnce() -> c_int) -> c_int {
-    if f.is_null() {
-        return real();
-    }
-    // SAFETY: the caller's contract; fileno only reads the stream.
-    let fd = unsafe { libc::fileno(f.cast()) };
-    // SAFETY: a glibc FILE starts with `int _flags`, then the read and
-    // write pointers, each 8 bytes, from offset 8.
-    let (base, ptr) = unsafe {
-        let words = f.cast::<*const u8>();
-        (*words.add(4), *words.add(5))
-    };
-    let buffered = if base.is_null() || ptr.is_null() || ptr < base {
-        0
-    } else {
-        ptr as usize - base as usize
-    };
-    let pending = buffered;
-    if pending == 0 {
-        return real();
-    }
-    let mut failed = false;
-    let gather = || {
-        // SAFETY: the stream's buffer holds `buffered` bytes from `base`.
-        unsafe { std::slice::from_raw_parts(base, buffered) }.to_vec()
-    };
-    let mut r = 0;
-    on_fd(Op::Write, fd, -1, pending as i64, false, gather, || {
-        r = real();
-        failed = r == libc::EOF;
-        // Reported as a write: all of it, or an error.
-        if failed { -1 } else { pending as ssize_t }
-    });
-    r
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fflush(f: *mut c_void) -> c_int {
-    unsafe { flushing(f, || real::fflush(f)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fclose(f: *mut c_void) -> c_int {
-    if f.is_null() {
-        return unsafe { real::fclose(f) };
-    }
-    // SAFETY: a live stream until the real fclose.
-    let fd = unsafe { libc::fileno(f.cast()) };
-    let r = unsafe { flushing(f, || real::fclose(f)) };
-    fds::forget(fd);
-    r
 }
 
 // ----- names -----------------------------------------------------------

@@ -24,10 +24,12 @@
 //! - Calls glibc makes to itself (`fopen`'s internal `open`, `scandir`'s
 //!   `getdents`, `mkdtemp`'s `mkdir`): only the outer function is seen
 //!   where it is hooked (`opendir`, `scandir` as listings), otherwise not.
-//!   stdio's writes are seen only at `fflush` and `fclose`: a buffer that
-//!   fills, or a line-buffered stream's newline (bash's `echo > file`),
-//!   writes unseen. `baton crashes` compares its rebuilt run with the real
-//!   one and refuses to judge files written unseen.
+//!   stdio's writes are seen where the program calls `putc`, `fputs`,
+//!   `puts`, `fwrite`, `fflush` or `fclose` (see `stdio.rs`), not inside
+//!   the variadic `printf` family (stable Rust cannot forward a `va_list`):
+//!   a line `printf` ends is written unseen. `baton crashes` compares its
+//!   rebuilt run with the real one and refuses to judge files written
+//!   unseen.
 //! - `mmap`ed writes, `copy_file_range`, `sendfile`, and `dup`ed
 //!   descriptors' history (a write on a descriptor is attributed to the
 //!   file the descriptor names when it is made, through `/proc/self/fd`).
@@ -44,3 +46,4 @@ mod conn;
 mod fds;
 mod hooks;
 mod real;
+mod stdio;

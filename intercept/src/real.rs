@@ -64,6 +64,11 @@ impl Failed for i64 {
         -1
     }
 }
+impl Failed for usize {
+    fn failed() -> usize {
+        0
+    }
+}
 impl Failed for isize {
     fn failed() -> isize {
         -1
@@ -132,6 +137,20 @@ real! {
     sync() -> ();
     fflush(f: *mut c_void) -> c_int;
     fclose(f: *mut c_void) -> c_int;
+    fopen(p: *const c_char, m: *const c_char) -> *mut c_void;
+    fopen64(p: *const c_char, m: *const c_char) -> *mut c_void;
+    putc(c: c_int, f: *mut c_void) -> c_int;
+    _IO_putc(c: c_int, f: *mut c_void) -> c_int;
+    fputc(c: c_int, f: *mut c_void) -> c_int;
+    putchar(c: c_int) -> c_int;
+    putc_unlocked(c: c_int, f: *mut c_void) -> c_int;
+    fputc_unlocked(c: c_int, f: *mut c_void) -> c_int;
+    putchar_unlocked(c: c_int) -> c_int;
+    fputs(s: *const c_char, f: *mut c_void) -> c_int;
+    fputs_unlocked(s: *const c_char, f: *mut c_void) -> c_int;
+    puts(s: *const c_char) -> c_int;
+    fwrite(p: *const c_void, size: size_t, n: size_t, f: *mut c_void) -> size_t;
+    fwrite_unlocked(p: *const c_void, size: size_t, n: size_t, f: *mut c_void) -> size_t;
     stat(p: *const c_char, b: *mut c_void) -> c_int;
     stat64(p: *const c_char, b: *mut c_void) -> c_int;
     lstat(p: *const c_char, b: *mut c_void) -> c_int;

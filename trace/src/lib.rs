@@ -184,6 +184,15 @@ pub enum Msg {
     Call(Call),
     /// The call returned: its result, or `-errno`.
     Done(i64),
+    /// A scheduled write made by stdio returned: its result (bytes that
+    /// reached the file, or `-errno`), where they went, and (recording)
+    /// the bytes, read back from the file: what glibc flushed is only
+    /// known once it has.
+    Wrote {
+        result: i64,
+        at: i64,
+        data: Vec<u8>,
+    },
     Block(Wait),
     Unblock,
 }
@@ -193,6 +202,7 @@ const CALL: u8 = 2;
 const DONE: u8 = 3;
 const BLOCK: u8 = 4;
 const UNBLOCK: u8 = 5;
+const WROTE: u8 = 6;
 
 /// Why a frame could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,6 +239,13 @@ impl Msg {
                 out.push(*w as u8);
             }
             Msg::Unblock => out.push(UNBLOCK),
+            Msg::Wrote { result, at, data } => {
+                out.push(WROTE);
+                out.extend_from_slice(&result.to_le_bytes());
+                out.extend_from_slice(&at.to_le_bytes());
+                out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                out.extend_from_slice(data);
+            }
         }
         let len = (out.len() - 4) as u32;
         out[..4].copy_from_slice(&len.to_le_bytes());
@@ -269,6 +286,11 @@ impl Msg {
                 _ => return Err(BadFrame("unknown wait")),
             }),
             UNBLOCK => Msg::Unblock,
+            WROTE => Msg::Wrote {
+                result: r.i64()?,
+                at: r.i64()?,
+                data: r.bytes()?,
+            },
             _ => return Err(BadFrame("unknown message")),
         };
         if !r.0.is_empty() {
@@ -363,6 +385,11 @@ mod tests {
             Msg::Done(-2),
             Msg::Block(Wait::Lock),
             Msg::Unblock,
+            Msg::Wrote {
+                result: 3,
+                at: 10,
+                data: b"hi\n".to_vec(),
+            },
         ] {
             let frame = msg.encode();
             let len = u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize;
