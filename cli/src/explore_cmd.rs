@@ -114,6 +114,7 @@ pub fn target(
     if !dir.is_dir() {
         bail!("{}: not a directory", dir.display());
     }
+    baton_explore::scratch::check_size(&dir)?;
     Ok(Target {
         dir,
         cmd,

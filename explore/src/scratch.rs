@@ -35,6 +35,37 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The most a working directory may hold to be copied for every run.
+pub const MAX_FILES: u64 = 50_000;
+pub const MAX_BYTES: u64 = 1 << 30;
+
+/// Refuses a tree too large to copy afresh for each run (a home
+/// directory given by mistake), naming it and what it holds.
+pub fn check_size(dir: &Path) -> io::Result<()> {
+    let (mut files, mut bytes) = (0u64, 0u64);
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| at(&d, e))? {
+            let entry = entry.map_err(|e| at(&d, e))?;
+            let kind = entry.file_type().map_err(|e| at(&entry.path(), e))?;
+            files += 1;
+            if kind.is_dir() {
+                todo.push(entry.path());
+            } else if kind.is_file() {
+                bytes += entry.metadata().map_or(0, |m| m.len());
+            }
+            if files > MAX_FILES || bytes > MAX_BYTES {
+                return Err(io::Error::other(format!(
+                    "{}: more than {MAX_FILES} files or {} MiB, too much to copy for every run: point --dir at the program's own directory",
+                    dir.display(),
+                    MAX_BYTES >> 20
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn at(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }

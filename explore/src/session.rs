@@ -165,6 +165,7 @@ pub fn run(launch: &Launch, pick: &mut dyn Pick) -> std::io::Result<Outcome> {
         last_event: Instant::now(),
         current: None,
         paused: vec![None; launch.copies],
+        recorded: 0,
     };
     let deadline = start + launch.timeout;
     let mut timed_out = false;
@@ -173,6 +174,15 @@ pub fn run(launch: &Launch, pick: &mut dyn Pick) -> std::io::Result<Outcome> {
         while let Ok(ev) = rx.try_recv() {
             run.apply(ev, &groups);
             got = true;
+        }
+        if run.recorded > MAX_RECORDED {
+            for &g in &groups {
+                let _ = kill_group(g);
+            }
+            return Err(std::io::Error::other(format!(
+                "the run wrote more than {} MiB: too much to rebuild its crash states",
+                MAX_RECORDED >> 20
+            )));
         }
         if got {
             run.last_event = Instant::now();
@@ -224,7 +234,12 @@ struct Run {
     current: Option<usize>,
     /// Copies held until an instant (`Pick::pause_at`).
     paused: Vec<Option<Instant>>,
+    /// Bytes of writes recorded so far.
+    recorded: usize,
 }
+
+/// The most a recording may hold: it is rebuilt in memory.
+pub const MAX_RECORDED: usize = 512 << 20;
 
 impl Run {
     fn apply(&mut self, ev: Event, groups: &[u32]) {
@@ -241,6 +256,7 @@ impl Run {
                 };
                 match msg {
                     Msg::Call(call) => {
+                        self.recorded += call.data.len();
                         self.arrival += 1;
                         c.waiting = Some((self.arrival, call));
                         c.state = State::Waiting;
