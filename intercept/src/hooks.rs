@@ -239,50 +239,16 @@ unsafe fn opening(
     fd
 }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn open(p: *const c_char, f: c_int, m: c_uint) -> c_int {
-    // SAFETY (all hooks below): arguments pass unchanged to glibc's
-    // definition, under the caller's contract for the C function.
-    unsafe { opening(AT_FDCWD, p, f, m, || real::open(p, f, m)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn open64(p: *const c_char, f: c_int, m: c_uint) -> c_int {
-    unsafe { opening(AT_FDCWD, p, f, m, || real::open64(p, f, m)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn openat(d: c_int, p: *const c_char, f: c_int, m: c_uint) -> c_int {
-    unsafe { opening(d, p, f, m, || real::openat(d, p, f, m)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn openat64(d: c_int, p: *const c_char, f: c_int, m: c_uint) -> c_int {
-    unsafe { opening(d, p, f, m, || real::openat64(d, p, f, m)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __open_2(p: *const c_char, f: c_int) -> c_int {
-    unsafe { opening(AT_FDCWD, p, f, 0, || real::__open_2(p, f)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __open64_2(p: *const c_char, f: c_int) -> c_int {
-    unsafe { opening(AT_FDCWD, p, f, 0, || real::__open64_2(p, f)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __openat_2(d: c_int, p: *const c_char, f: c_int) -> c_int {
-    unsafe { opening(d, p, f, 0, || real::__openat_2(d, p, f)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __openat64_2(d: c_int, p: *const c_char, f: c_int) -> c_int {
-    unsafe { opening(d, p, f, 0, || real::__openat64_2(d, p, f)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn creat(p: *const c_char, m: mode_t) -> c_int {
-    let f = libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC;
-    unsafe { opening(AT_FDCWD, p, f, m, || real::creat(p, m)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn creat64(p: *const c_char, m: mode_t) -> c_int {
-    let f = libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC;
-    unsafe { opening(AT_FDCWD, p, f, m, || real::creat64(p, m)) }
-}
+variants! { open, open64 => fn(p: *const c_char, f: c_int, m: c_uint) -> c_int;
+|glibc| unsafe { opening(AT_FDCWD, p, f, m, glibc) } }
+variants! { openat, openat64 => fn(d: c_int, p: *const c_char, f: c_int, m: c_uint) -> c_int;
+|glibc| unsafe { opening(d, p, f, m, glibc) } }
+variants! { __open_2, __open64_2 => fn(p: *const c_char, f: c_int) -> c_int;
+|glibc| unsafe { opening(AT_FDCWD, p, f, 0, glibc) } }
+variants! { __openat_2, __openat64_2 => fn(d: c_int, p: *const c_char, f: c_int) -> c_int;
+|glibc| unsafe { opening(d, p, f, 0, glibc) } }
+variants! { creat, creat64 => fn(p: *const c_char, m: mode_t) -> c_int;
+|glibc| unsafe { opening(AT_FDCWD, p, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, m, glibc) } }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
@@ -316,34 +282,23 @@ pub unsafe extern "C" fn read(fd: c_int, b: *mut c_void, n: size_t) -> ssize_t {
         real::read(fd, b, n)
     })
 }
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pread(fd: c_int, b: *mut c_void, n: size_t, o: off_t) -> ssize_t {
-    on_fd(Op::Read, fd, o, n as i64, false, no_data, || unsafe {
-        real::pread(fd, b, n, o)
-    })
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pread64(fd: c_int, b: *mut c_void, n: size_t, o: off_t) -> ssize_t {
-    on_fd(Op::Read, fd, o, n as i64, false, no_data, || unsafe {
-        real::pread64(fd, b, n, o)
-    })
-}
+variants! { pread, pread64 => fn(fd: c_int, b: *mut c_void, n: size_t, o: off_t) -> ssize_t;
+|glibc| on_fd(Op::Read, fd, o, n as i64, false, no_data, glibc) }
+variants! { preadv, preadv64 => fn(fd: c_int, v: *const iovec, n: c_int, o: off_t) -> ssize_t;
+|glibc| on_fd(Op::Read, fd, o, iov_len(v, n), false, no_data, glibc) }
+variants! { pwrite, pwrite64 => fn(fd: c_int, b: *const c_void, n: size_t, o: off_t) -> ssize_t;
+|glibc| on_fd(Op::Write, fd, o, n as i64, false, || unsafe { bytes(b, n) }, glibc) }
+variants! { pwritev, pwritev64 => fn(fd: c_int, v: *const iovec, n: c_int, o: off_t) -> ssize_t;
+|glibc| on_fd(Op::Write, fd, o, iov_len(v, n), false, || unsafe { gather(v, n) }, glibc) }
+variants! { ftruncate, ftruncate64 => fn(fd: c_int, l: off_t) -> c_int;
+|glibc| on_fd(Op::Truncate, fd, l, 0, false, no_data, glibc) }
+variants! { truncate, truncate64 => fn(p: *const c_char, l: off_t) -> c_int;
+|glibc| unsafe { on_path(Op::Truncate, AT_FDCWD, p, l, glibc) } }
+
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, v: *const iovec, n: c_int) -> ssize_t {
     on_fd(Op::Read, fd, -1, iov_len(v, n), false, no_data, || unsafe {
         real::readv(fd, v, n)
-    })
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn preadv(fd: c_int, v: *const iovec, n: c_int, o: off_t) -> ssize_t {
-    on_fd(Op::Read, fd, o, iov_len(v, n), false, no_data, || unsafe {
-        real::preadv(fd, v, n, o)
-    })
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn preadv64(fd: c_int, v: *const iovec, n: c_int, o: off_t) -> ssize_t {
-    on_fd(Op::Read, fd, o, iov_len(v, n), false, no_data, || unsafe {
-        real::preadv64(fd, v, n, o)
     })
 }
 #[unsafe(no_mangle)]
@@ -359,30 +314,6 @@ pub unsafe extern "C" fn write(fd: c_int, b: *const c_void, n: size_t) -> ssize_
     )
 }
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn pwrite(fd: c_int, b: *const c_void, n: size_t, o: off_t) -> ssize_t {
-    on_fd(
-        Op::Write,
-        fd,
-        o,
-        n as i64,
-        false,
-        || unsafe { bytes(b, n) },
-        || unsafe { real::pwrite(fd, b, n, o) },
-    )
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pwrite64(fd: c_int, b: *const c_void, n: size_t, o: off_t) -> ssize_t {
-    on_fd(
-        Op::Write,
-        fd,
-        o,
-        n as i64,
-        false,
-        || unsafe { bytes(b, n) },
-        || unsafe { real::pwrite64(fd, b, n, o) },
-    )
-}
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, v: *const iovec, n: c_int) -> ssize_t {
     on_fd(
         Op::Write,
@@ -393,50 +324,6 @@ pub unsafe extern "C" fn writev(fd: c_int, v: *const iovec, n: c_int) -> ssize_t
         || unsafe { gather(v, n) },
         || unsafe { real::writev(fd, v, n) },
     )
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pwritev(fd: c_int, v: *const iovec, n: c_int, o: off_t) -> ssize_t {
-    on_fd(
-        Op::Write,
-        fd,
-        o,
-        iov_len(v, n),
-        false,
-        || unsafe { gather(v, n) },
-        || unsafe { real::pwritev(fd, v, n, o) },
-    )
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn pwritev64(fd: c_int, v: *const iovec, n: c_int, o: off_t) -> ssize_t {
-    on_fd(
-        Op::Write,
-        fd,
-        o,
-        iov_len(v, n),
-        false,
-        || unsafe { gather(v, n) },
-        || unsafe { real::pwritev64(fd, v, n, o) },
-    )
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ftruncate(fd: c_int, l: off_t) -> c_int {
-    on_fd(Op::Truncate, fd, l, 0, false, no_data, || unsafe {
-        real::ftruncate(fd, l)
-    })
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn ftruncate64(fd: c_int, l: off_t) -> c_int {
-    on_fd(Op::Truncate, fd, l, 0, false, no_data, || unsafe {
-        real::ftruncate64(fd, l)
-    })
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn truncate(p: *const c_char, l: off_t) -> c_int {
-    unsafe { on_path(Op::Truncate, AT_FDCWD, p, l, || real::truncate(p, l)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn truncate64(p: *const c_char, l: off_t) -> c_int {
-    unsafe { on_path(Op::Truncate, AT_FDCWD, p, l, || real::truncate64(p, l)) }
 }
 
 // ----- names -----------------------------------------------------------
@@ -590,14 +477,9 @@ fn fcntl_hook(fd: c_int, cmd: c_int, arg: usize, f: impl FnOnce() -> c_int) -> c
         f,
     )
 }
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> c_int {
-    fcntl_hook(fd, cmd, arg, || unsafe { real::fcntl(fd, cmd, arg) })
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: usize) -> c_int {
-    fcntl_hook(fd, cmd, arg, || unsafe { real::fcntl64(fd, cmd, arg) })
-}
+variants! { fcntl, fcntl64 => fn(fd: c_int, cmd: c_int, arg: usize) -> c_int;
+|glibc| fcntl_hook(fd, cmd, arg, glibc) }
+
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fsync(fd: c_int) -> c_int {
     on_fd(Op::Sync, fd, 0, 0, false, no_data, || unsafe {
@@ -635,23 +517,6 @@ pub unsafe extern "C" fn sync() {
 
 // ----- looking --------------------------------------------------------
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn stat(p: *const c_char, b: *mut c_void) -> c_int {
-    unsafe { on_path(Op::Stat, AT_FDCWD, p, 0, || real::stat(p, b)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn stat64(p: *const c_char, b: *mut c_void) -> c_int {
-    unsafe { on_path(Op::Stat, AT_FDCWD, p, 0, || real::stat64(p, b)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn lstat(p: *const c_char, b: *mut c_void) -> c_int {
-    unsafe { on_path(Op::Stat, AT_FDCWD, p, 1, || real::lstat(p, b)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn lstat64(p: *const c_char, b: *mut c_void) -> c_int {
-    unsafe { on_path(Op::Stat, AT_FDCWD, p, 1, || real::lstat64(p, b)) }
-}
-
 /// An `*at` stat: one that names no path (`AT_EMPTY_PATH`) is a look at
 /// an open descriptor, which is not scheduled.
 ///
@@ -666,50 +531,21 @@ unsafe fn stat_at(d: c_int, p: *const c_char, flags: c_int, f: impl FnOnce() -> 
     let nofollow = i64::from(flags & libc::AT_SYMLINK_NOFOLLOW != 0);
     unsafe { on_path(Op::Stat, d, p, nofollow, f) }
 }
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fstatat(d: c_int, p: *const c_char, b: *mut c_void, f: c_int) -> c_int {
-    unsafe { stat_at(d, p, f, || real::fstatat(d, p, b, f)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fstatat64(d: c_int, p: *const c_char, b: *mut c_void, f: c_int) -> c_int {
-    unsafe { stat_at(d, p, f, || real::fstatat64(d, p, b, f)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __xstat(v: c_int, p: *const c_char, b: *mut c_void) -> c_int {
-    unsafe { on_path(Op::Stat, AT_FDCWD, p, 0, || real::__xstat(v, p, b)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __xstat64(v: c_int, p: *const c_char, b: *mut c_void) -> c_int {
-    unsafe { on_path(Op::Stat, AT_FDCWD, p, 0, || real::__xstat64(v, p, b)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __lxstat(v: c_int, p: *const c_char, b: *mut c_void) -> c_int {
-    unsafe { on_path(Op::Stat, AT_FDCWD, p, 1, || real::__lxstat(v, p, b)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __lxstat64(v: c_int, p: *const c_char, b: *mut c_void) -> c_int {
-    unsafe { on_path(Op::Stat, AT_FDCWD, p, 1, || real::__lxstat64(v, p, b)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __fxstatat(
-    v: c_int,
-    d: c_int,
-    p: *const c_char,
-    b: *mut c_void,
-    f: c_int,
-) -> c_int {
-    unsafe { stat_at(d, p, f, || real::__fxstatat(v, d, p, b, f)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn __fxstatat64(
-    v: c_int,
-    d: c_int,
-    p: *const c_char,
-    b: *mut c_void,
-    f: c_int,
-) -> c_int {
-    unsafe { stat_at(d, p, f, || real::__fxstatat64(v, d, p, b, f)) }
-}
+variants! { stat, stat64 => fn(p: *const c_char, b: *mut c_void) -> c_int;
+|glibc| unsafe { on_path(Op::Stat, AT_FDCWD, p, 0, glibc) } }
+variants! { lstat, lstat64 => fn(p: *const c_char, b: *mut c_void) -> c_int;
+|glibc| unsafe { on_path(Op::Stat, AT_FDCWD, p, 1, glibc) } }
+variants! { fstatat, fstatat64 => fn(d: c_int, p: *const c_char, b: *mut c_void, f: c_int) -> c_int;
+|glibc| unsafe { stat_at(d, p, f, glibc) } }
+variants! { __xstat, __xstat64 => fn(v: c_int, p: *const c_char, b: *mut c_void) -> c_int;
+|glibc| unsafe { on_path(Op::Stat, AT_FDCWD, p, 0, glibc) } }
+variants! { __lxstat, __lxstat64 => fn(v: c_int, p: *const c_char, b: *mut c_void) -> c_int;
+|glibc| unsafe { on_path(Op::Stat, AT_FDCWD, p, 1, glibc) } }
+variants! { __fxstatat, __fxstatat64 => fn(v: c_int, d: c_int, p: *const c_char, b: *mut c_void, f: c_int) -> c_int;
+|glibc| unsafe { stat_at(d, p, f, glibc) } }
+variants! { scandir, scandir64 => fn(p: *const c_char, l: *mut c_void, s: *const c_void, c: *const c_void) -> c_int;
+|glibc| unsafe { on_path(Op::Stat, AT_FDCWD, p, 3, glibc) } }
+
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn statx(
     d: c_int,
@@ -731,24 +567,6 @@ pub unsafe extern "C" fn faccessat(d: c_int, p: *const c_char, m: c_int, f: c_in
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn opendir(p: *const c_char) -> *mut c_void {
     unsafe { on_path(Op::Stat, AT_FDCWD, p, 3, || real::opendir(p)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn scandir(
-    p: *const c_char,
-    l: *mut c_void,
-    s: *const c_void,
-    c: *const c_void,
-) -> c_int {
-    unsafe { on_path(Op::Stat, AT_FDCWD, p, 3, || real::scandir(p, l, s, c)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn scandir64(
-    p: *const c_char,
-    l: *mut c_void,
-    s: *const c_void,
-    c: *const c_void,
-) -> c_int {
-    unsafe { on_path(Op::Stat, AT_FDCWD, p, 3, || real::scandir64(p, l, s, c)) }
 }
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn utimensat(

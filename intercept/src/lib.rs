@@ -42,6 +42,24 @@
 // Hooks take raw pointers from C callers, by the C signature of each call.
 #![allow(clippy::missing_safety_doc)]
 
+/// Exports each `name` with one signature and one body, where `glibc`
+/// calls that name's own definition in glibc: the 64-bit-offset,
+/// fortified and unlocked names of one call differ in nothing else.
+macro_rules! variants {
+    ($($name:ident),+ => fn $sig:tt -> $ret:ty; |$glibc:ident| $body:expr) => {
+        $(variants!(@one $name $sig $ret; $glibc $body);)+
+    };
+    (@one $name:ident ($($arg:ident: $t:ty),*) $ret:ty; $glibc:ident $body:expr) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $t),*) -> $ret {
+            // SAFETY: the arguments pass unchanged to glibc's definition,
+            // under the caller's contract for the C function.
+            let $glibc = || unsafe { crate::real::$name($($arg),*) };
+            $body
+        }
+    };
+}
+
 mod conn;
 mod fds;
 mod hooks;

@@ -299,102 +299,20 @@ unsafe fn opening(
 // SAFETY (all hooks below): arguments pass unchanged to glibc's
 // definition, under the caller's contract for the C function.
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fopen(p: *const c_char, m: *const c_char) -> *mut c_void {
-    unsafe { opening(p, m, || real::fopen(p, m)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fopen64(p: *const c_char, m: *const c_char) -> *mut c_void {
-    unsafe { opening(p, m, || real::fopen64(p, m)) }
-}
+variants! { fopen, fopen64 => fn(p: *const c_char, m: *const c_char) -> *mut c_void;
+|glibc| unsafe { opening(p, m, glibc) } }
+variants! { putc, _IO_putc, fputc, putc_unlocked, fputc_unlocked => fn(c: c_int, f: *mut c_void) -> c_int;
+|glibc| unsafe { emitting(f, &char_of(c), false, false, eof, glibc) } }
+variants! { putchar, putchar_unlocked => fn(c: c_int) -> c_int;
+|glibc| unsafe { emitting(out(), &char_of(c), false, false, eof, glibc) } }
+variants! { fputs, fputs_unlocked => fn(s: *const c_char, f: *mut c_void) -> c_int;
+|glibc| unsafe { emitting(f, text(s), false, false, eof, glibc) } }
+variants! { fwrite, fwrite_unlocked => fn(p: *const c_void, size: size_t, n: size_t, f: *mut c_void) -> size_t;
+|glibc| unsafe { emitting(f, block(p, size, n), false, false, |r: size_t| r < n, glibc) } }
 
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn putc(c: c_int, f: *mut c_void) -> c_int {
-    unsafe { emitting(f, &char_of(c), false, false, eof, || real::putc(c, f)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn _IO_putc(c: c_int, f: *mut c_void) -> c_int {
-    unsafe { emitting(f, &char_of(c), false, false, eof, || real::_IO_putc(c, f)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fputc(c: c_int, f: *mut c_void) -> c_int {
-    unsafe { emitting(f, &char_of(c), false, false, eof, || real::fputc(c, f)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn putc_unlocked(c: c_int, f: *mut c_void) -> c_int {
-    unsafe {
-        emitting(f, &char_of(c), false, false, eof, || {
-            real::putc_unlocked(c, f)
-        })
-    }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fputc_unlocked(c: c_int, f: *mut c_void) -> c_int {
-    unsafe {
-        emitting(f, &char_of(c), false, false, eof, || {
-            real::fputc_unlocked(c, f)
-        })
-    }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn putchar(c: c_int) -> c_int {
-    unsafe { emitting(out(), &char_of(c), false, false, eof, || real::putchar(c)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn putchar_unlocked(c: c_int) -> c_int {
-    unsafe {
-        emitting(out(), &char_of(c), false, false, eof, || {
-            real::putchar_unlocked(c)
-        })
-    }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fputs(s: *const c_char, f: *mut c_void) -> c_int {
-    unsafe { emitting(f, text(s), false, false, eof, || real::fputs(s, f)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fputs_unlocked(s: *const c_char, f: *mut c_void) -> c_int {
-    unsafe { emitting(f, text(s), false, false, eof, || real::fputs_unlocked(s, f)) }
-}
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn puts(s: *const c_char) -> c_int {
     unsafe { emitting(out(), text(s), true, false, eof, || real::puts(s)) }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fwrite(
-    p: *const c_void,
-    size: size_t,
-    n: size_t,
-    f: *mut c_void,
-) -> size_t {
-    unsafe {
-        emitting(
-            f,
-            block(p, size, n),
-            false,
-            false,
-            |r: size_t| r < n,
-            || real::fwrite(p, size, n, f),
-        )
-    }
-}
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fwrite_unlocked(
-    p: *const c_void,
-    size: size_t,
-    n: size_t,
-    f: *mut c_void,
-) -> size_t {
-    unsafe {
-        emitting(
-            f,
-            block(p, size, n),
-            false,
-            false,
-            |r: size_t| r < n,
-            || real::fwrite_unlocked(p, size, n, f),
-        )
-    }
 }
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fflush(f: *mut c_void) -> c_int {
