@@ -138,6 +138,11 @@ pub const PROTOCOLS: &[Protocol] = &[
         expect: Expect::Holds,
     },
     Protocol {
+        name: "baton-lock-file-noopflock",
+        source: "baton: exclusive-file mode on a filesystem whose flock grants everything",
+        expect: Expect::Holds,
+    },
+    Protocol {
         name: "baton-lock-file-foreign",
         source: "baton: exclusive-file mode while another tool removes, replaces or truncates its lock file",
         expect: Expect::Holds,

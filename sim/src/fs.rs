@@ -131,6 +131,9 @@ pub struct SimFs {
     /// A filesystem that rejects `flock` outright (EOPNOTSUPP), as some
     /// FUSE and network filesystems do.
     pub flock_unsupported: bool,
+    /// A filesystem whose `flock` succeeds and excludes nothing, as some
+    /// FUSE filesystems' does: every lock is granted, none is recorded.
+    pub flock_noop: bool,
 }
 
 impl SimFs {
@@ -160,6 +163,7 @@ impl SimFs {
             locks: BTreeMap::new(),
             network: None,
             flock_unsupported: false,
+            flock_noop: false,
             host_local_locks: false,
         }
     }
@@ -616,6 +620,9 @@ impl SimFs {
     /// Linux, converting its own shared lock drops that lock first, so a
     /// conversion that fails leaves `ofd` holding nothing.
     pub fn try_lock(&mut self, ofd: OfdId) -> bool {
+        if self.flock_noop {
+            return true;
+        }
         let ino = self.ofd_ino(ofd);
         match self.locks.get_mut(&ino) {
             None => {}
@@ -634,6 +641,9 @@ impl SimFs {
     /// `flock(LOCK_SH|LOCK_NB)`: true when `ofd` now holds a shared lock
     /// (converting its own exclusive one).
     pub fn try_lock_shared(&mut self, ofd: OfdId) -> bool {
+        if self.flock_noop {
+            return true;
+        }
         let ino = self.ofd_ino(ofd);
         match self.locks.get_mut(&ino) {
             Some(Flock::Exclusive(holder)) if *holder != ofd => false,

@@ -124,6 +124,30 @@ fn publish<E: Env>(env: &E, lock: &Path, bytes: &[u8]) -> Result<Option<E::File>
     Ok(staged.link(env, lock)?.then_some(staged.file))
 }
 
+/// Whether this filesystem's `flock` excludes at all. Holding the lock
+/// through `file`, a second open description of the same inode must be
+/// refused it. Some FUSE filesystems grant every `flock` and exclude
+/// nothing: there a holder's lock is no evidence that it lives, and
+/// reapers cannot be serialised, so nothing may be reaped (the simulator's
+/// `baton-lock-file-noopflock` reaped a live holder before this check).
+/// Asked only where reaping is considered, never on the uncontended path.
+fn flock_excludes<E: Env>(env: &E, lock: &Path, file: &E::File) -> Result<bool, LockError> {
+    // A name that no longer opens, or opens another inode, is the caller's
+    // to find (`still_named`): this check only ever takes reaping away.
+    let Ok(probe) = env.open(lock, false) else {
+        return Ok(true);
+    };
+    match (probe.metadata(), file.metadata()) {
+        (Ok(a), Ok(b)) if a.id == b.id => {}
+        _ => return Ok(true),
+    }
+    match probe.try_lock() {
+        Ok(granted) => Ok(!granted),
+        Err(e) if locks_unsupported(&e) || locks_unavailable(&e) => Ok(false),
+        Err(e) => Err(IoFailure::at("lock lock file", lock)(e).into()),
+    }
+}
+
 /// Step 3: look at the lock file; reap it if it is stale.
 /// `host_local_locks` caches whether the filesystem keeps kernel locks on
 /// each host (asked only once an owner turns out unverifiable).
@@ -149,7 +173,7 @@ fn inspect<E: Env>(
         });
     }
     let can_serialise = match file.try_lock() {
-        Ok(true) => true,
+        Ok(true) => flock_excludes(env, lock, &file)?,
         Ok(false) => return Ok(Found::HeldLive(owner)),
         // Unable to serialise with other reapers: reap nothing.
         Err(e) if locks_unsupported(&e) || locks_unavailable(&e) => false,

@@ -196,6 +196,35 @@ pub fn noflock_scenario() -> Scenario {
     s
 }
 
+/// Exclusive-file mode on a userspace filesystem whose `flock` grants
+/// every lock and excludes nothing. baton's `auto` mode picks file mode on
+/// every FUSE or network filesystem, so this is what it meets there when
+/// the filesystem lies: `link` still excludes, but a live holder's lock is
+/// no evidence and reapers are not serialised. baton tells (a second open
+/// of a lock it holds is granted the lock too) and reaps nothing, as
+/// without `flock`; so, as in `noflock_scenario`, no crash leaves a lock
+/// behind for a person to remove.
+pub fn noop_flock_scenario() -> Scenario {
+    let mut s = Scenario::new("baton-lock-file-noopflock", 3, |env, probe, role| {
+        body(Mode::File, false, env, probe, role)
+    });
+    s.iters = 3;
+    s.faults = FaultKinds {
+        crash: false,
+        machine_crash: false,
+        io_errors: false,
+        ..FaultKinds::ALL
+    };
+    s.crash_free = true;
+    s.setup = Box::new(|fs| {
+        counter::setup(fs);
+        fs.network = Some("fuse");
+        fs.flock_noop = true;
+    });
+    s.end = Box::new(counter::end);
+    s
+}
+
 /// Kernel mode with two readers (shared locks) beside two writers.
 pub fn shared_scenario() -> Scenario {
     scenario_with(Mode::Kernel, true)
