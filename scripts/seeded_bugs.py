@@ -7,6 +7,7 @@ file. Exit 0 only when every bug tried was caught.
     scripts/seeded_bugs.py              # every seeded bug
     scripts/seeded_bugs.py --sample 2   # two, picked by today's date (CI)
     scripts/seeded_bugs.py --list
+    scripts/seeded_bugs.py NAME...      # just these
 
 cargo-mutants (scripts/mutants.sh) measures the same thing exhaustively and
 slowly; this is the list of bugs that once survived it, or that the field
@@ -33,6 +34,15 @@ def sim(scenario, seeds=500, strategy="random"):
 
 # (name, file, original, seeded, check that must fail, what the bug is)
 BUGS = [
+    (
+        "noop-flock-taken-at-its-word",
+        "core/src/lock/file.rs",
+        "Ok(true) => flock_excludes(env, lock, &file)?,",
+        "Ok(true) => true,",
+        sim("baton-lock-file-noopflock", 2000, "pct"),
+        "on a filesystem whose flock grants everything, a waiter takes a "
+        "live holder for one without its lock and reaps it",
+    ),
     (
         "enolck-taken-for-no-flock",
         "core/src/lock/mod.rs",
@@ -126,8 +136,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sample", type=int, help="try this many, picked by date")
     p.add_argument("--list", action="store_true")
+    p.add_argument("names", nargs="*", help="only these bugs")
     args = p.parse_args()
-    bugs = BUGS
+    bugs = [b for b in BUGS if not args.names or b[0] in args.names]
     if args.list:
         for name, rel, *_, what in bugs:
             print(f"{name:28} {rel:26} {what}")
