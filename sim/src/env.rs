@@ -409,6 +409,10 @@ impl<'y> Fs for SimEnv<'y> {
 
     fn create_unnamed(&self, dir: &Path) -> io::Result<Option<SimFile<'y>>> {
         let c = &self.caller;
+        // A filesystem setting, fixed before the run: no scheduling point.
+        if c.shared.lock().fs.no_tmpfile {
+            return Ok(None);
+        }
         c.call(
             Site::CreateUnnamed,
             &|| format!("create_unnamed({})", d(dir)),

@@ -134,6 +134,9 @@ pub struct SimFs {
     /// A filesystem whose `flock` succeeds and excludes nothing, as some
     /// FUSE filesystems' does: every lock is granted, none is recorded.
     pub flock_noop: bool,
+    /// A filesystem without `O_TMPFILE` (vfat, older NFS): baton stages
+    /// files under hidden temp names instead.
+    pub no_tmpfile: bool,
 }
 
 impl SimFs {
@@ -164,6 +167,7 @@ impl SimFs {
             network: None,
             flock_unsupported: false,
             flock_noop: false,
+            no_tmpfile: false,
             host_local_locks: false,
         }
     }
