@@ -1,13 +1,15 @@
 //! Each thread's connection to the controller, and the run's settings.
 //!
 //! A thread connects on its first intercepted call and keeps the socket for
-//! its life. The thread id stored beside the socket tells a forked child
-//! (a new thread id) that the socket is its parent's: it connects anew and
-//! leaves the inherited copy alone, which also keeps a `vfork` child, whose
-//! thread-local storage is its parent's memory, from closing anything of
-//! the parent's. Before every message the socket is checked to be the very
-//! one connected (same inode): a program that closed it and reused the
-//! number for a file of its own never receives a byte of the protocol.
+//! its life. A forked child forgets its parent's socket (a `pthread_atfork`
+//! handler) and connects anew, leaving the inherited copy alone; a `vfork`
+//! child, which runs no such handler and shares its parent's memory until
+//! it `exec`s, speaks on its parent's socket while the parent is
+//! suspended, and closes nothing of the parent's. Before every call the
+//! socket is checked to be the very one connected (same inode): a program
+//! that took its number for a file of its own never receives a byte of the
+//! protocol. (Between a call and its result the socket cannot change: a
+//! `close` of it is ignored.)
 
 use std::cell::Cell;
 use std::ffi::CString;
@@ -36,6 +38,9 @@ pub fn config() -> Option<&'static Config> {
             if root.first() != Some(&b'/') {
                 return None;
             }
+            // SAFETY: registers a handler that only resets thread-local
+            // state, as a fork child handler may.
+            unsafe { libc::pthread_atfork(None, None, Some(forget_in_child)) };
             Some(Config {
                 socket: CString::new(socket.as_bytes()).ok()?,
                 root: root.to_vec(),
@@ -50,17 +55,22 @@ pub fn config() -> Option<&'static Config> {
         .as_ref()
 }
 
-/// A thread's connection: the socket, the thread that opened it, and the
-/// socket's inode.
+/// A thread's connection: the socket and its inode.
 #[derive(Clone, Copy)]
 struct Link {
     fd: i32,
-    tid: i32,
     ino: u64,
 }
 
+const NO_LINK: Link = Link { fd: -1, ino: 0 };
+
+/// In a forked child: the parent's sockets are not this process's.
+extern "C" fn forget_in_child() {
+    CONN.with(|c| c.set(NO_LINK));
+}
+
 thread_local! {
-    static CONN: Cell<Link> = const { Cell::new(Link { fd: -1, tid: 0, ino: 0 }) };
+    static CONN: Cell<Link> = const { Cell::new(NO_LINK) };
     /// Set while a hook runs: calls the hook itself makes pass through.
     static BUSY: Cell<bool> = const { Cell::new(false) };
 }
@@ -130,12 +140,11 @@ fn socket_ino(fd: i32) -> Option<u64> {
     (ok && st.st_mode & libc::S_IFMT == libc::S_IFSOCK).then_some(st.st_ino)
 }
 
-/// This thread's socket, if it has one and it is still the one it opened.
-fn live() -> Option<i32> {
+/// This thread's socket, if it has one; with `verify`, only if it is
+/// still the one it opened.
+fn live(verify: bool) -> Option<i32> {
     let link = CONN.with(Cell::get);
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::gettid() };
-    (link.fd >= 0 && link.tid == tid && socket_ino(link.fd) == Some(link.ino)).then_some(link.fd)
+    (link.fd >= 0 && (!verify || socket_ino(link.fd) == Some(link.ino))).then_some(link.fd)
 }
 
 /// Whether `fd` is this thread's own socket (a `close` of it is ignored).
@@ -171,7 +180,7 @@ fn send_on(fd: i32, msg: &Msg) -> bool {
 
 /// This thread's live connection, made now if needed.
 fn conn(cfg: &Config) -> Option<i32> {
-    if let Some(fd) = live() {
+    if let Some(fd) = live(true) {
         return Some(fd);
     }
     // SAFETY: getpid and gettid have no preconditions.
@@ -186,7 +195,7 @@ fn conn(cfg: &Config) -> Option<i32> {
     if !send_on(fd, &hello) {
         return None;
     }
-    CONN.with(|c| c.set(Link { fd, tid, ino }));
+    CONN.with(|c| c.set(Link { fd, ino }));
     Some(fd)
 }
 
@@ -213,14 +222,14 @@ pub fn call(cfg: &Config, call: Call) -> bool {
 
 /// Reports a scheduled call's result (`-errno` on failure).
 pub fn done(result: i64) {
-    if let Some(fd) = live() {
+    if let Some(fd) = live(false) {
         send_on(fd, &Msg::Done(result));
     }
 }
 
 /// Reports a scheduled stdio write: what reached the file, and where.
 pub fn wrote(result: i64, at: i64, data: Vec<u8>) {
-    if let Some(fd) = live() {
+    if let Some(fd) = live(false) {
         send_on(fd, &Msg::Wrote { result, at, data });
     }
 }
@@ -228,11 +237,11 @@ pub fn wrote(result: i64, at: i64, data: Vec<u8>) {
 /// Tells the controller this thread is about to wait for something other
 /// than a file, if it has ever spoken to it. Returns whether it did.
 pub fn block(w: Wait) -> bool {
-    live().is_some_and(|fd| send_on(fd, &Msg::Block(w)))
+    live(false).is_some_and(|fd| send_on(fd, &Msg::Block(w)))
 }
 
 pub fn unblock() {
-    if let Some(fd) = live() {
+    if let Some(fd) = live(false) {
         send_on(fd, &Msg::Unblock);
     }
 }
