@@ -16,16 +16,25 @@
 //! later against the others' calls, and work done by threads that never
 //! touch the root. `baton explore --replay` measures how often a schedule
 //! reproduces.
+//!
+//! All of it runs on one thread around one `epoll` (the listening socket,
+//! every connection, and a pipe that each copy's reaper thread rings when
+//! the copy exits): a call costs the controller one wake-up, not one per
+//! thread it passes through.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use rustix::buffer::spare_capacity;
+use rustix::event::{Timespec, epoll};
 
 use baton_trace::{Call, GO, Msg, vars};
 
@@ -134,25 +143,16 @@ pub fn run(launch: &Launch, pick: &mut dyn Pick) -> std::io::Result<Outcome> {
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", socket.display())))?;
-    let (tx, rx) = mpsc::channel::<Event>();
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || accept_loop(&listener, &tx));
-    }
+    let mut hub = Hub::new(listener)?;
 
     let start = Instant::now();
     let mut groups = Vec::new();
     for copy in 0..launch.copies {
         let child = spawn_copy(launch, copy, &socket)?;
         groups.push(child.id());
-        let exit_tx = tx.clone();
-        std::thread::spawn(move || {
-            let mut child = child;
-            if let Ok(status) = child.wait() {
-                let _ = exit_tx.send(Event::Exited(copy, status));
-            }
-        });
+        hub.reap(copy, child)?;
     }
+    let mut events = Vec::new();
 
     let mut run = Run {
         conns: BTreeMap::new(),
@@ -170,10 +170,10 @@ pub fn run(launch: &Launch, pick: &mut dyn Pick) -> std::io::Result<Outcome> {
     let deadline = start + launch.timeout;
     let mut timed_out = false;
     while run.exits.iter().any(Option::is_none) {
-        let mut got = false;
-        while let Ok(ev) = rx.try_recv() {
+        hub.poll(Duration::ZERO, &mut events)?;
+        let got = !events.is_empty();
+        for ev in events.drain(..) {
             run.apply(ev, &groups);
-            got = true;
         }
         if run.recorded > MAX_RECORDED {
             for &g in &groups {
@@ -195,7 +195,8 @@ pub fn run(launch: &Launch, pick: &mut dyn Pick) -> std::io::Result<Outcome> {
             }
             let grace = Instant::now() + Duration::from_secs(5);
             while run.exits.iter().any(Option::is_none) && Instant::now() < grace {
-                if let Ok(ev) = rx.recv_timeout(Duration::from_millis(50)) {
+                hub.poll(Duration::from_millis(50), &mut events)?;
+                for ev in events.drain(..) {
                     run.apply(ev, &groups);
                 }
             }
@@ -205,9 +206,14 @@ pub fn run(launch: &Launch, pick: &mut dyn Pick) -> std::io::Result<Outcome> {
             run.let_go(id, pick, &groups)?;
             continue;
         }
-        if let Ok(ev) = rx.recv_timeout(Duration::from_micros(200)) {
-            run.apply(ev, &groups);
+        // Nothing to decide: sleep until a message, or a millisecond (the
+        // settle, quiet and pause clocks are read each time round).
+        hub.poll(Duration::from_millis(1), &mut events)?;
+        if !events.is_empty() {
             run.last_event = Instant::now();
+        }
+        for ev in events.drain(..) {
+            run.apply(ev, &groups);
         }
     }
     let _ = std::fs::remove_file(&socket);
@@ -440,51 +446,193 @@ fn kill_group(pgid: u32) -> std::io::Result<()> {
     }
 }
 
-fn accept_loop(listener: &UnixListener, tx: &mpsc::Sender<Event>) {
-    for (id, stream) in listener.incoming().enumerate() {
-        let Ok(stream) = stream else { continue };
-        let tx = tx.clone();
-        std::thread::spawn(move || serve(id, stream, &tx));
-    }
+/// The listening socket, the connections and the reapers' bell, under one
+/// `epoll`.
+struct Hub {
+    epoll: OwnedFd,
+    listener: UnixListener,
+    wires: BTreeMap<usize, Wire>,
+    next: usize,
+    /// Exits the reaper threads saw, and the pipe they ring after each.
+    exits: Arc<Mutex<Vec<(usize, ExitStatus)>>>,
+    bell: UnixStream,
+    ringer: UnixStream,
 }
 
-/// Reads one connection's frames and forwards them as events.
-fn serve(id: usize, mut stream: UnixStream, tx: &mpsc::Sender<Event>) {
-    let mut first = true;
-    loop {
-        let mut len = [0u8; 4];
-        if stream.read_exact(&mut len).is_err() {
-            break;
-        }
-        let mut body = vec![0u8; u32::from_le_bytes(len) as usize];
-        if stream.read_exact(&mut body).is_err() {
-            break;
-        }
-        let Ok(msg) = Msg::decode(&body) else { break };
-        if first {
-            first = false;
-            let Msg::Hello { copy, pid, .. } = msg else {
-                break;
-            };
-            let Ok(writer) = stream.try_clone() else {
-                break;
-            };
-            let conn = Conn {
-                copy: copy as usize,
-                pid,
-                state: State::Running(Instant::now()),
-                writer,
-                waiting: None,
-                last_step: None,
-            };
-            if tx.send(Event::Hello(id, conn)).is_err() {
-                return;
+/// A connection's stream and the bytes of its next frame so far.
+struct Wire {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    greeted: bool,
+}
+
+const LISTENER: u64 = u64::MAX;
+const BELL: u64 = u64::MAX - 1;
+
+impl Hub {
+    fn new(listener: UnixListener) -> std::io::Result<Hub> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        listener.set_nonblocking(true)?;
+        let (bell, ringer) = UnixStream::pair()?;
+        bell.set_nonblocking(true)?;
+        epoll::add(
+            &epoll,
+            &listener,
+            epoll::EventData::new_u64(LISTENER),
+            epoll::EventFlags::IN,
+        )?;
+        epoll::add(
+            &epoll,
+            &bell,
+            epoll::EventData::new_u64(BELL),
+            epoll::EventFlags::IN,
+        )?;
+        Ok(Hub {
+            epoll,
+            listener,
+            wires: BTreeMap::new(),
+            next: 0,
+            exits: Arc::new(Mutex::new(Vec::new())),
+            bell,
+            ringer,
+        })
+    }
+
+    /// Waits for `copy` to exit on a thread of its own (a child's exit is
+    /// not something `epoll` hears), which rings the bell.
+    fn reap(&self, copy: usize, mut child: std::process::Child) -> std::io::Result<()> {
+        let (exits, mut ringer) = (Arc::clone(&self.exits), self.ringer.try_clone()?);
+        std::thread::spawn(move || {
+            if let Ok(status) = child.wait() {
+                exits.lock().expect("no reaper panics").push((copy, status));
+                let _ = ringer.write_all(&[1]);
             }
-            continue;
+        });
+        Ok(())
+    }
+
+    /// Collects what happened within `timeout` into `out`.
+    fn poll(&mut self, timeout: Duration, out: &mut Vec<Event>) -> std::io::Result<()> {
+        let limit = Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        let mut ready = Vec::with_capacity(32);
+        match epoll::wait(&self.epoll, spare_capacity(&mut ready), Some(&limit)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
-        if tx.send(Event::Msg(id, msg)).is_err() {
-            return;
+        for ev in ready {
+            match ev.data.u64() {
+                LISTENER => self.accept()?,
+                BELL => {
+                    let mut sink = [0u8; 64];
+                    while matches!(self.bell.read(&mut sink), Ok(n) if n > 0) {}
+                    let seen = std::mem::take(&mut *self.exits.lock().expect("no reaper panics"));
+                    out.extend(
+                        seen.into_iter()
+                            .map(|(copy, status)| Event::Exited(copy, status)),
+                    );
+                }
+                id => self.read(id as usize, out),
+            }
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self) -> std::io::Result<()> {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            stream.set_nonblocking(true)?;
+            let id = self.next;
+            self.next += 1;
+            epoll::add(
+                &self.epoll,
+                &stream,
+                epoll::EventData::new_u64(id as u64),
+                epoll::EventFlags::IN,
+            )?;
+            self.wires.insert(
+                id,
+                Wire {
+                    stream,
+                    buf: Vec::new(),
+                    greeted: false,
+                },
+            );
         }
     }
-    let _ = tx.send(Event::Closed(id));
+
+    /// Reads what connection `id` sent; whole frames become events.
+    fn read(&mut self, id: usize, out: &mut Vec<Event>) {
+        let Some(wire) = self.wires.get_mut(&id) else {
+            return;
+        };
+        let mut chunk = [0u8; 16 * 1024];
+        let mut closed = false;
+        loop {
+            match wire.stream.read(&mut chunk) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(n) => wire.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        let mut at = 0;
+        while wire.buf.len() - at >= 4 {
+            let len =
+                u32::from_le_bytes(wire.buf[at..at + 4].try_into().expect("4 bytes")) as usize;
+            if wire.buf.len() - at - 4 < len {
+                break;
+            }
+            let body = &wire.buf[at + 4..at + 4 + len];
+            at += 4 + len;
+            let Ok(msg) = Msg::decode(body) else {
+                closed = true;
+                break;
+            };
+            if wire.greeted {
+                out.push(Event::Msg(id, msg));
+                continue;
+            }
+            let Msg::Hello { copy, pid, .. } = msg else {
+                closed = true;
+                break;
+            };
+            let Ok(writer) = wire.stream.try_clone() else {
+                closed = true;
+                break;
+            };
+            wire.greeted = true;
+            out.push(Event::Hello(
+                id,
+                Conn {
+                    copy: copy as usize,
+                    pid,
+                    state: State::Running(Instant::now()),
+                    writer,
+                    waiting: None,
+                    last_step: None,
+                },
+            ));
+        }
+        wire.buf.drain(..at);
+        if closed {
+            let _ = epoll::delete(&self.epoll, &wire.stream);
+            self.wires.remove(&id);
+            out.push(Event::Closed(id));
+        }
+    }
 }
