@@ -195,9 +195,9 @@ def main():
         w(f"One intercepted call costs about {per_call_us:.0f} µs against the uninstrumented run "
           "((explore run - plain run) / calls): a socket round trip to the controller, its decision, "
           "and for descriptor calls a readlink of /proc/self/fd. Calls on paths outside the root cost "
-          "a path check only (the pass-through row). Most of the cost is three thread wake-ups per "
-          "call in the controller (a reader thread per connection hands each message to the "
-          "scheduling thread over a channel): a single epoll loop would remove two.")
+          "a path check only (the pass-through row). The controller is one thread around one "
+          "epoll; what is left is two context switches a call (the program to the controller and "
+          "back) and, on a shared machine, waiting for a core.")
         w("")
         w("## Where the system calls go")
         w("")
