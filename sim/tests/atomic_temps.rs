@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use baton_core::atomic::{publish_new, write_atomic, write_atomic_with};
 use baton_core::env::Fs;
 use baton_core::error::IoFailure;
-use baton_sim::{StrategyKind, run};
+use baton_sim::{FaultKinds, StrategyKind, run};
 
 /// Runs `body` as the one process of a scenario on a filesystem without
 /// `O_TMPFILE` (with `/w/state.json` holding `old`) and returns what it
@@ -76,4 +76,41 @@ fn a_publish_that_loses_the_name_removes_its_temp_name() {
     });
     assert_eq!(names, ["state.json"]);
     assert_eq!(data, b"old");
+}
+
+#[test]
+fn a_failed_write_or_sync_names_the_temp_file_it_was_writing() {
+    // Injected I/O errors, seed after seed: one that strikes the write or
+    // the sync of the staged file must name that file.
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    for seed in 0..300 {
+        let sink = Arc::clone(&messages);
+        let mut s = baton_sim::Scenario::new("atomic-errors", 1, move |env, _, _| {
+            if let Err(e) = write_atomic(env, Path::new("/w/state.json"), b"new") {
+                sink.lock().unwrap().push(e.to_string());
+            }
+        });
+        s.setup = Box::new(|fs| {
+            fs.create_dir(Path::new("/w"), std::time::UNIX_EPOCH)
+                .unwrap();
+            fs.no_tmpfile = true;
+        });
+        s.faults = FaultKinds {
+            io_errors: true,
+            ..FaultKinds::NONE
+        };
+        let _ = run(&s, &s.config(StrategyKind::Random, seed), false);
+    }
+    let messages = messages.lock().unwrap();
+    let staged: Vec<&String> = messages
+        .iter()
+        .filter(|m| m.starts_with("write ") || m.starts_with("sync: "))
+        .collect();
+    assert!(
+        !staged.is_empty(),
+        "no write or sync failed in 300 seeds: {messages:?}"
+    );
+    for m in staged {
+        assert!(m.contains(" /w/.state.json."), "{m}");
+    }
 }
