@@ -470,7 +470,7 @@ pub fn crashes(args: CrashesArgs, as_json: bool) -> anyhow::Result<Exit> {
         }
         for d in &state.deviations {
             let by = d.by.map_or(String::new(), |b| {
-                format!(" (last changed by {}, not yet durable)", step(b))
+                format!("; last changed by {}, not yet durable", step(b))
             });
             stdout_line(&format!("    {}: {}{by}", d.path.display(), d.what));
         }

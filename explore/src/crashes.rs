@@ -388,9 +388,12 @@ fn tree(fs: &SimFs) -> BTreeMap<PathBuf, Entry> {
 /// directories, 0 = old entries, 1 = written back.
 const FILE_FATES: [(CrashFate, &str); 4] = [
     (CrashFate::Visible, "written back"),
-    (CrashFate::Durable, "lost: the last fsynced contents"),
-    (CrashFate::Torn, "torn: half of the unsynced bytes"),
-    (CrashFate::Empty, "empty: data never allocated"),
+    (
+        CrashFate::Durable,
+        "unsynced data lost, back to its last fsynced contents",
+    ),
+    (CrashFate::Torn, "torn, half of its unsynced bytes on disk"),
+    (CrashFate::Empty, "empty, its blocks never allocated"),
 ];
 
 /// The crash states at one point, sampled down to `cap`.
@@ -481,7 +484,7 @@ fn states_at(r: &Replay, after: Option<usize>, cap: usize, seed: u64) -> Vec<Cra
                 if c != 0 {
                     deviations.push(Deviation {
                         path: name(ino),
-                        what: "directory: its old entries (the changes never fsynced)",
+                        what: "directory back to its old entries, its changes never fsynced",
                         by: r.dirty.get(&ino).copied(),
                     });
                 }
