@@ -29,6 +29,14 @@ fn no_events(e: LockEvent) {
     panic!("unexpected event {e:?}");
 }
 
+/// Waiting is all that may happen (for a lock briefly held elsewhere).
+fn only_waiting(e: LockEvent) {
+    assert!(
+        matches!(e, LockEvent::Waiting { .. }),
+        "unexpected event {e:?}"
+    );
+}
+
 /// A record of a process that has exited: a child we spawned and reaped.
 fn dead_record(env: &RealEnv) -> OwnerRecord {
     let mut child = std::process::Command::new("true").spawn().unwrap();
@@ -393,7 +401,13 @@ fn a_kept_open_handle_locks_again_and_again_and_excludes_everyone_else() {
     let mut h = lock::Handle::open(&env, &file, "handle").unwrap();
     let mut other = lock::Handle::open(&env, &file, "other").unwrap();
     for _ in 0..3 {
-        let g = h.acquire(Wait::No, &mut no_events).unwrap().expect("free");
+        // The other handle's last timed-out wait left a helper blocked in
+        // flock: it takes the lock when `g` lets go and gives it straight
+        // back (`Handoff`), so "free" may take a moment to be true.
+        let g = h
+            .acquire(Wait::For(Duration::from_secs(5)), &mut only_waiting)
+            .unwrap()
+            .expect("free");
         assert!(!g.holder_died());
         let record = OwnerRecord::parse(&std::fs::read(h_path(&file)).unwrap()).unwrap();
         assert_eq!(
@@ -414,7 +428,7 @@ fn a_kept_open_handle_locks_again_and_again_and_excludes_everyone_else() {
     }
     // The other handle's timed-out description was dropped; it reopens.
     let g = other
-        .acquire(Wait::No, &mut no_events)
+        .acquire(Wait::For(Duration::from_secs(5)), &mut only_waiting)
         .unwrap()
         .expect("free again");
     drop(g);
