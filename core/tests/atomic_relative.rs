@@ -1,14 +1,16 @@
-//! An atomic write to a bare file name, relative to the working directory
-//! (its own test binary: it changes the process's working directory).
+//! Bare file names, relative to the working directory: an atomic write and
+//! a fenced append (its own test binary, one test: it changes the
+//! process's working directory).
 #![allow(clippy::disallowed_methods)] // tests set the stage with std::fs
 
 use std::path::Path;
 
 use baton_core::atomic::{sweep_temps, write_atomic};
 use baton_core::env::real::RealEnv;
+use baton_core::fence::{append, entries};
 
 #[test]
-fn a_bare_file_name_is_written_in_the_working_directory() {
+fn bare_file_names_are_written_in_the_working_directory() {
     let dir = tempfile::tempdir().unwrap();
     std::env::set_current_dir(dir.path()).unwrap();
     let env = RealEnv::new().unwrap();
@@ -21,4 +23,9 @@ fn a_bare_file_name_is_written_in_the_working_directory() {
     )
     .unwrap();
     assert_eq!(sweep_temps(&env, Path::new("state.json")).unwrap(), 1);
+    append(&env, Path::new("primary.log"), 4, "entry").unwrap();
+    assert_eq!(
+        entries(&env, Path::new("primary.log")).unwrap(),
+        vec![(4, "entry".to_owned())]
+    );
 }

@@ -51,3 +51,12 @@ fn a_torn_last_line_is_overwritten_by_the_next_append() {
     append(&env, &log, 2, "two").unwrap();
     assert_eq!(std::fs::read(&log).unwrap(), b"1\tone\n2\ttwo\n");
 }
+
+#[test]
+fn a_log_that_cannot_be_read_is_an_error_not_an_empty_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("primary.log");
+    std::fs::create_dir(&log).unwrap();
+    let err = entries(&RealEnv::new().unwrap(), &log).unwrap_err();
+    assert!(err.to_string().contains("primary.log"), "{err}");
+}
