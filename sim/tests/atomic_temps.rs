@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use baton_core::atomic::{publish_new, write_atomic, write_atomic_with};
+use baton_core::atomic::{publish_new, sweep_temps, write_atomic, write_atomic_with};
 use baton_core::env::Fs;
 use baton_core::error::IoFailure;
 use baton_sim::{FaultKinds, StrategyKind, run};
@@ -104,7 +104,7 @@ fn a_failed_write_or_sync_names_the_temp_file_it_was_writing() {
     let messages = messages.lock().unwrap();
     let staged: Vec<&String> = messages
         .iter()
-        .filter(|m| m.starts_with("write ") || m.starts_with("sync: "))
+        .filter(|m| m.starts_with("write: ") || m.starts_with("sync: "))
         .collect();
     assert!(
         !staged.is_empty(),
@@ -113,4 +113,72 @@ fn a_failed_write_or_sync_names_the_temp_file_it_was_writing() {
     for m in staged {
         assert!(m.contains(" /w/.state.json."), "{m}");
     }
+}
+
+#[test]
+fn a_sweep_that_cannot_remove_a_temp_says_so_and_one_that_succeeds_left_none() {
+    // Two leftover temps of dead writers; injected I/O errors, seed after
+    // seed. A sweep that could not remove a temp fails naming it, never
+    // skips it in silence; one that says Ok(n) removed n.
+    const TEMPS: [&str; 2] = [
+        "/w/.state.json.0123456789abcdef0123456789abcdef.tmp",
+        "/w/.state.json.fedcba9876543210fedcba9876543210.tmp",
+    ];
+    let mut refused = 0;
+    for seed in 0..300 {
+        let outcome = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&outcome);
+        let mut s = baton_sim::Scenario::new("sweep-errors", 1, move |env, _, _| {
+            let swept = sweep_temps(env, Path::new("/w/state.json")).map_err(|e| e.to_string());
+            let left = TEMPS
+                .iter()
+                .filter(|t| env.metadata(Path::new(t)).is_ok())
+                .count();
+            *sink.lock().unwrap() = Some((swept, left));
+        });
+        s.setup = Box::new(|fs| {
+            fs.create_dir(Path::new("/w"), std::time::UNIX_EPOCH)
+                .unwrap();
+            fs.put(Path::new("/w/state.json"), b"{}", std::time::UNIX_EPOCH)
+                .unwrap();
+            for t in TEMPS {
+                fs.put(Path::new(t), b"half", std::time::UNIX_EPOCH)
+                    .unwrap();
+            }
+        });
+        s.faults = FaultKinds {
+            io_errors: true,
+            ..FaultKinds::NONE
+        };
+        let report = run(&s, &s.config(StrategyKind::Random, seed), true);
+        let Some((swept, left)) = outcome.lock().unwrap().take() else {
+            continue; // an injected error ended the body before it reported
+        };
+        // An unlink of a temp the trace shows failing.
+        let unlink_failed = report
+            .trace
+            .iter()
+            .any(|l| l.contains("remove_file(/w/.state.json.") && !l.ends_with("-> ok"));
+        match swept {
+            // A temp whose lstat failed is left alone, uncounted (never
+            // judged, never removed); every other one is gone and counted.
+            Ok(n) => {
+                assert!(
+                    !unlink_failed,
+                    "seed {seed}: an unlink failed, and the sweep said Ok({n})"
+                );
+                assert_eq!(
+                    n + left,
+                    TEMPS.len(),
+                    "seed {seed}: Ok({n}) with {left} left"
+                );
+            }
+            Err(m) if m.starts_with("remove leftover temp file: /w/.state.json.") => refused += 1,
+            Err(m) => assert!(m.starts_with("read directory: /w"), "seed {seed}: {m}"),
+        }
+    }
+    assert!(
+        refused > 0,
+        "no unlink failed in 300 seeds: the test saw nothing"
+    );
 }
