@@ -157,7 +157,6 @@ pub fn run(launch: &Launch, pick: &mut dyn Pick) -> std::io::Result<Outcome> {
     let mut run = Run {
         conns: BTreeMap::new(),
         exits: vec![None; launch.copies],
-        connected: vec![false; launch.copies],
         calls: vec![0; launch.copies],
         steps: Vec::new(),
         killed: None,
@@ -231,7 +230,6 @@ struct Run {
     conns: BTreeMap<usize, Conn>,
     /// Per copy, once it has ended: its status, or `None` if killed.
     exits: Vec<Option<Option<ExitStatus>>>,
-    connected: Vec<bool>,
     calls: Vec<u64>,
     steps: Vec<Step>,
     killed: Option<usize>,
@@ -251,8 +249,7 @@ impl Run {
     fn apply(&mut self, ev: Event, groups: &[u32]) {
         match ev {
             Event::Hello(id, conn) => {
-                if conn.copy < self.connected.len() && self.exits[conn.copy].is_none() {
-                    self.connected[conn.copy] = true;
+                if conn.copy < self.exits.len() && self.exits[conn.copy].is_none() {
                     self.conns.insert(id, conn);
                 }
             }
@@ -310,7 +307,7 @@ impl Run {
     fn decide(&mut self, launch: &Launch, pick: &mut dyn Pick) -> Option<usize> {
         let now = Instant::now();
         for (copy, exit) in self.exits.iter().enumerate() {
-            if exit.is_none() && !self.connected[copy] {
+            if exit.is_none() && !self.conns.values().any(|c| c.copy == copy) {
                 return None; // still starting
             }
         }

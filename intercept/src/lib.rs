@@ -21,9 +21,10 @@
 //! - Static binaries and programs that make system calls without glibc
 //!   (Go's runtime; anything using `io_uring`: the controller sets
 //!   `UV_USE_IO_URING=0` so libuv keeps to the thread pool).
-//! - Calls glibc makes to itself (`fopen`'s internal `open`, `scandir`'s
-//!   `getdents`, `mkdtemp`'s `mkdir`): only the outer function is seen
-//!   where it is hooked (`opendir`, `scandir` as listings), otherwise not.
+//! - Calls glibc makes to itself (`scandir`'s `getdents`, `mkdtemp`'s
+//!   `mkdir`, `freopen`'s `open`): only the outer function is seen where
+//!   it is hooked (`fopen` as its open, `opendir` and `scandir` as
+//!   listings), otherwise not.
 //!   stdio's writes are seen where the program calls `putc`, `fputs`,
 //!   `puts`, `fwrite`, `fflush` or `fclose` (see `stdio.rs`), not inside
 //!   the variadic `printf` family (stable Rust cannot forward a `va_list`):
@@ -33,11 +34,12 @@
 //! - `mmap`ed writes, `copy_file_range`, `sendfile`, and `dup`ed
 //!   descriptors' history (a write on a descriptor is attributed to the
 //!   file the descriptor names when it is made, through `/proc/self/fd`).
-//! - A program that closes or `dup2`s over the library's own socket (it
-//!   sits above descriptor 900 and a `close` of it is ignored).
 //!
 //! Calls on paths outside the root, and on descriptors that name nothing
-//! under it, go straight to glibc.
+//! under it, go straight to glibc. A program that takes the library's
+//! socket number for a file of its own (`dup2` onto it, `close_range`)
+//! loses nothing: the socket is checked before every call and replaced
+//! (see `conn.rs`), and a `close` of it is ignored.
 
 // Hooks take raw pointers from C callers, by the C signature of each call.
 #![allow(clippy::missing_safety_doc)]

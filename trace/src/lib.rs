@@ -4,7 +4,8 @@
 //! `libbaton_intercept.so` preloaded. For every file-system call on a path
 //! under the run's root, the library sends a [`Msg::Call`] on its thread's
 //! connection and blocks until the controller answers with [`GO`]; when the
-//! call returns it sends [`Msg::Done`] with the result. A thread that is
+//! call returns it sends [`Msg::Done`] with the result ([`Msg::Wrote`] for a
+//! stdio write, whose bytes are known only afterwards). A thread that is
 //! about to wait for something other than a file (a timer, a child, a
 //! condition variable, a blocking lock) says [`Msg::Block`] first and
 //! [`Msg::Unblock`] after, so the controller knows not to wait for its next

@@ -177,7 +177,14 @@ pub fn foreign_scenario(mode: Mode) -> Scenario {
 /// is mutual exclusion, liveness, and that no call fails for want of
 /// `flock`.
 pub fn noflock_scenario() -> Scenario {
-    let mut s = Scenario::new("baton-lock-file-noflock", 3, |env, probe, role| {
+    unreapable("baton-lock-file-noflock", |fs| fs.flock_unsupported = true)
+}
+
+/// Exclusive-file mode on a filesystem set up by `kind`, where baton reaps
+/// nothing: no crash, machine crash or I/O error may leave a lock for a
+/// person to remove.
+fn unreapable(name: &'static str, kind: fn(&mut crate::fs::SimFs)) -> Scenario {
+    let mut s = Scenario::new(name, 3, |env, probe, role| {
         body(Mode::File, false, env, probe, role)
     });
     s.iters = 3;
@@ -188,9 +195,9 @@ pub fn noflock_scenario() -> Scenario {
         ..FaultKinds::ALL
     };
     s.crash_free = true;
-    s.setup = Box::new(|fs| {
+    s.setup = Box::new(move |fs| {
         counter::setup(fs);
-        fs.flock_unsupported = true;
+        kind(fs);
     });
     s.end = Box::new(counter::end);
     s
@@ -205,24 +212,10 @@ pub fn noflock_scenario() -> Scenario {
 /// without `flock`; so, as in `noflock_scenario`, no crash leaves a lock
 /// behind for a person to remove.
 pub fn noop_flock_scenario() -> Scenario {
-    let mut s = Scenario::new("baton-lock-file-noopflock", 3, |env, probe, role| {
-        body(Mode::File, false, env, probe, role)
-    });
-    s.iters = 3;
-    s.faults = FaultKinds {
-        crash: false,
-        machine_crash: false,
-        io_errors: false,
-        ..FaultKinds::ALL
-    };
-    s.crash_free = true;
-    s.setup = Box::new(|fs| {
-        counter::setup(fs);
+    unreapable("baton-lock-file-noopflock", |fs| {
         fs.network = Some("fuse");
         fs.flock_noop = true;
-    });
-    s.end = Box::new(counter::end);
-    s
+    })
 }
 
 /// Kernel mode with two readers (shared locks) beside two writers.
