@@ -259,6 +259,9 @@ impl Real {
         assert!(sh_git(d, &["commit", "-qm", "init"]).status.success());
         std::fs::create_dir(d.join(".git/baton")).unwrap();
         let git = CliGit::new(d);
+        // Reading the repository's settings is what lets the in-process
+        // steps run: the simulated git is checked against them too.
+        git.repo().unwrap();
         Real { dir, git }
     }
 

@@ -124,6 +124,9 @@ pub enum GitError {
         status: i32,
         message: String,
     },
+    /// Objects made in-process could not be written or made durable.
+    #[error("cannot write git objects: {0}")]
+    Objects(std::io::Error),
     /// Something git or the simulator's git left that cannot be read.
     #[error("{0}")]
     Corrupt(String),

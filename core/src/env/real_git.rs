@@ -9,9 +9,15 @@
 //! and a subtle difference there is a wrong commit, not a slow one. The
 //! price is a process per step: nine per commit, seven of them in a chain
 //! (`reports/commit.md` has the timings: about twice a plain `git add` +
-//! `git commit`, whose two processes do the same work in-process). A
-//! library backend for the tree and commit steps can join behind this
-//! trait for paths no filter applies to.
+//! `git commit`, whose two processes do the same work in-process). So
+//! where nothing could transform what is staged (no attributes, no
+//! `core.autocrlf`, no pre-commit hook, no signing: [`inprocess`] lists it
+//! all), the staging and the commit object are written in-process
+//! ([`objects`]: loose objects written, loose and packed ones read), and git
+//! runs three processes in a chain of three: `rev-parse` beside `git var`,
+//! `update-ref`, and the shared index's `update-index`. Anything else, and
+//! any failure of the in-process path, goes to git's plumbing as before.
+//! `BATON_GIT_INPROCESS=0` sends everything to git.
 //!
 //! Every command runs with `GIT_LITERAL_PATHSPECS=1` (a file named `*.md`
 //! is that file, not a glob), `LC_ALL=C` (errors are parsed), and
@@ -30,9 +36,16 @@ use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use super::git::{Change, Entry, Git, GitError, Head, Hook, Oid, RefUpdate, Refresh, Repo, Staged};
+
+pub mod inprocess;
+pub mod objects;
+mod refs;
+
+use inprocess::{Defer, InProcess, Settings};
 
 /// git run in one directory.
 #[derive(Clone, Debug)]
@@ -40,6 +53,20 @@ pub struct CliGit {
     dir: PathBuf,
     /// The hooks directory, once [`Git::repo`] has found it.
     hooks: OnceLock<PathBuf>,
+    /// Whether steps may be done in-process at all.
+    inprocess: bool,
+    /// The in-process writer and what it may do, once [`Git::repo`] has
+    /// read the repository's settings.
+    fast: OnceLock<Arc<Fast>>,
+}
+
+#[derive(Debug)]
+struct Fast {
+    settings: Settings,
+    writer: InProcess,
+    /// Steps done in-process (stagings and commits), for tests that must
+    /// know which way ran.
+    steps: AtomicU32,
 }
 
 /// The git program: `BATON_GIT`, or `git`, looked up on `PATH` once per
@@ -70,9 +97,77 @@ fn is_executable(path: &Path) -> bool {
 impl CliGit {
     /// git (see [`program`]) run in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> CliGit {
+        let inprocess = std::env::var_os("BATON_GIT_INPROCESS").is_none_or(|v| v != "0");
         CliGit {
             dir: dir.into(),
             hooks: OnceLock::new(),
+            inprocess,
+            fast: OnceLock::new(),
+        }
+    }
+
+    /// git whose every step is git's plumbing (the in-process path's
+    /// reference in tests and benchmarks).
+    pub fn plumbing_only(dir: impl Into<PathBuf>) -> CliGit {
+        CliGit {
+            inprocess: false,
+            ..CliGit::new(dir)
+        }
+    }
+
+    /// How many stagings and commits were done in-process so far.
+    pub fn in_process_steps(&self) -> u32 {
+        self.fast
+            .get()
+            .map_or(0, |f| f.steps.load(Ordering::Relaxed))
+    }
+
+    /// Writes what the in-process steps made, durable, before git is given
+    /// a name of it.
+    fn flush(&self) -> Result<(), GitError> {
+        match self.fast.get() {
+            Some(fast) => fast.writer.flush().map_err(GitError::Objects),
+            None => Ok(()),
+        }
+    }
+
+    /// Each in-process commit adds a pack; past `gc.autoPackLimit` of
+    /// them, git's automatic maintenance is asked to fold them, as `git
+    /// commit` asks after every commit (it detaches and works in the
+    /// background; its failure is git's to report, never the commit's).
+    fn maintain(&self) {
+        let Some(fast) = self.fast() else {
+            return;
+        };
+        let limit = fast.settings.auto_pack_limit;
+        if limit == 0 || fast.writer.pack_count() < limit {
+            return;
+        }
+        let mut c = self.command(&["maintenance", "run", "--auto", "--quiet"]);
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        let _ = c.status();
+    }
+
+    /// The in-process writer, when [`Git::repo`] has set it up.
+    fn fast(&self) -> Option<&Fast> {
+        self.fast.get().map(|f| &**f).filter(|_| self.inprocess)
+    }
+
+    /// Runs an in-process step, or says why git must (to a reader of
+    /// `BATON_GIT_TRACE`).
+    fn try_fast<T>(&self, step: impl FnOnce(&Fast) -> Result<T, Defer>) -> Option<T> {
+        let fast = self.fast()?;
+        match step(fast) {
+            Ok(done) => {
+                fast.steps.fetch_add(1, Ordering::Relaxed);
+                Some(done)
+            }
+            Err(Defer(why)) => {
+                if std::env::var_os("BATON_GIT_TRACE").is_some() {
+                    let _ = writeln!(io::stderr(), "baton: git does this step: {why}");
+                }
+                None
+            }
         }
     }
 
@@ -274,11 +369,13 @@ impl Git for CliGit {
             "--is-bare-repository",
             "--show-toplevel",
         ];
-        let sign = ["config", "--type=bool", "--get", "commit.gpgSign"];
-        // Two independent questions, asked side by side.
+        // The settings and the author and committer idents, as git
+        // computes them (config, environment, dates): one process, beside
+        // rev-parse.
+        let settings = ["var", "-l"];
         let dirs = start(self.command(&args), None)?;
-        let sign = start(self.command(&sign), None)?;
-        let (out, sign) = (finish(dirs)?, finish(sign)?);
+        let settings = start(self.command(&settings), None)?;
+        let (out, settings) = (finish(dirs)?, finish(settings)?);
         let stdout = text(&out.stdout)?;
         let lines: Vec<&str> = stdout.lines().collect();
         if !out.status.success() {
@@ -294,12 +391,27 @@ impl Git for CliGit {
             return Err(GitError::Corrupt(format!("rev-parse printed {stdout:?}")));
         };
         let _ = self.hooks.set(PathBuf::from(hooks));
+        if !settings.status.success() {
+            return Err(failed(&["var", "-l"], &settings));
+        }
+        let settings = Settings::parse(text(&settings.stdout)?, Path::new(common_dir));
+        let sign = settings.sign;
+        let _ = self.fast.set(Arc::new(Fast {
+            settings,
+            writer: InProcess::new(
+                PathBuf::from(work_tree),
+                PathBuf::from(git_dir),
+                PathBuf::from(common_dir),
+                PathBuf::from(hooks),
+            ),
+            steps: AtomicU32::new(0),
+        }));
         Ok(Repo {
             work_tree: PathBuf::from(work_tree),
             git_dir: PathBuf::from(git_dir),
             common_dir: PathBuf::from(common_dir),
             hooks: PathBuf::from(hooks),
-            sign: sign.status.success() && text(&sign.stdout)?.trim() == "true",
+            sign,
         })
     }
 
@@ -340,6 +452,9 @@ impl Git for CliGit {
         base: Option<&str>,
         paths: &[String],
     ) -> Result<Staged, GitError> {
+        if let Some(staged) = self.try_fast(|f| f.writer.stage(&f.settings, base, paths)) {
+            return Ok(staged);
+        }
         match base {
             Some(base) => self.run_indexed(index, &["read-tree", base], None)?,
             None => self.run_indexed(index, &["read-tree", "--empty"], None)?,
@@ -374,6 +489,7 @@ impl Git for CliGit {
     }
 
     fn diff(&self, from: Option<&str>, to: &str) -> Result<Vec<Change>, GitError> {
+        self.flush()?;
         match from {
             Some(from) => {
                 let out = self.run(&["diff-tree", "-r", "-z", "--no-renames", from, to], None)?;
@@ -393,6 +509,13 @@ impl Git for CliGit {
         message: &str,
         sign: bool,
     ) -> Result<Oid, GitError> {
+        if !sign
+            && let Some(commit) =
+                self.try_fast(|f| f.writer.commit_tree(&f.settings, tree, parent, message))
+        {
+            return Ok(commit);
+        }
+        self.flush()?;
         let mut args = vec!["commit-tree", tree];
         if let Some(parent) = parent {
             args.extend(["-p", parent]);
@@ -412,6 +535,16 @@ impl Git for CliGit {
         old: Option<&str>,
         reflog: &str,
     ) -> Result<RefUpdate, GitError> {
+        self.flush()?;
+        if let Some(updated) =
+            self.try_fast(|f| f.writer.update_ref(&f.settings, name, new, old, reflog))
+        {
+            if updated {
+                self.maintain();
+                return Ok(RefUpdate::Updated);
+            }
+            return Ok(RefUpdate::Moved);
+        }
         // An empty OLD means "must not exist yet".
         let mut args = vec!["update-ref", "-m", reflog];
         if name == "HEAD" {
@@ -420,6 +553,7 @@ impl Git for CliGit {
         args.extend([name, new, old.unwrap_or("")]);
         let out = self.output(self.command(&args), None)?;
         if out.status.success() {
+            self.maintain();
             return Ok(RefUpdate::Updated);
         }
         // Lost the race (the ref moved, or its lock was held for the
@@ -433,6 +567,7 @@ impl Git for CliGit {
     }
 
     fn refresh_index(&self, changes: &[Change]) -> Result<Refresh, GitError> {
+        self.flush()?;
         let mut input = Vec::new();
         for c in changes {
             let any = c
@@ -464,6 +599,8 @@ impl Git for CliGit {
             Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
             _ => return Ok(Hook::Absent),
         }
+        // A hook may read what was staged.
+        self.flush()?;
         let mut all = vec!["hook", "run", "--ignore-missing", name, "--"];
         all.extend_from_slice(args);
         let mut c = self.command(&all);
@@ -496,6 +633,7 @@ impl Git for CliGit {
         commit: Option<&str>,
         paths: &[String],
     ) -> Result<(), GitError> {
+        self.flush()?;
         if paths.is_empty() {
             // `ls-tree` and `restore` with no path mean every path.
             return Ok(());
