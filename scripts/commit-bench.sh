@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # commit-bench.sh [RUNS] -- median wall time of one scoped commit (one file)
-# by `baton commit` and by `git add` + `git commit`, interleaved, in a
+# by `baton commit`, by `baton commit` through git's plumbing only
+# (BATON_GIT_INPROCESS=0), and by `git add` + `git commit`, interleaved, in a
 # 10-file and a 5,000-file repository; then 8 concurrent `baton txn` on
 # disjoint scopes (each CMD sleeping 200 ms) against the same 8 through one
 # global lock (`baton lock`). Needs a release build (cargo build --release).
@@ -18,13 +19,14 @@ setup() { # DIR NFILES
 }
 for n in 10 5000; do
   setup "$tmp/r$n" "$n"
-  : > "$tmp/b"; : > "$tmp/g"
+  : > "$tmp/b"; : > "$tmp/p"; : > "$tmp/g"
   for i in $(seq 1 "$runs"); do
     echo "b$i" >> a.txt; s=$(date +%s%N); "$B" commit -m "b $i" a.txt >/dev/null; ms "$s" >> "$tmp/b"
+    echo "p$i" >> a.txt; s=$(date +%s%N); BATON_GIT_INPROCESS=0 "$B" commit -m "p $i" a.txt >/dev/null; ms "$s" >> "$tmp/p"
     echo "g$i" >> a.txt; s=$(date +%s%N); git add a.txt && git commit -qm "g $i"; ms "$s" >> "$tmp/g"
   done
-  b=$(median < "$tmp/b"); g=$(median < "$tmp/g")
-  echo "files=$n  baton commit median ${b} ms  git add+commit median ${g} ms  ratio $(echo "scale=2; $b / $g" | bc)"
+  b=$(median < "$tmp/b"); p=$(median < "$tmp/p"); g=$(median < "$tmp/g")
+  echo "files=$n  baton commit median ${b} ms (plumbing only ${p} ms)  git add+commit median ${g} ms  ratio $(echo "scale=2; $b / $g" | bc) (plumbing only $(echo "scale=2; $p / $g" | bc))"
 done
 setup "$tmp/par" 10
 for i in 1 2 3 4 5 6 7 8; do echo 0 > "t$i.txt"; done; git add -A; git commit -qm scopes

@@ -12,11 +12,13 @@
 //! `git commit`, whose two processes do the same work in-process). So
 //! where nothing could transform what is staged (no attributes, no
 //! `core.autocrlf`, no pre-commit hook, no signing: [`inprocess`] lists it
-//! all), the staging and the commit object are written in-process
-//! ([`objects`]: loose objects written, loose and packed ones read), and git
-//! runs three processes in a chain of three: `rev-parse` beside `git var`,
-//! `update-ref`, and the shared index's `update-index`. Anything else, and
-//! any failure of the in-process path, goes to git's plumbing as before.
+//! all), the staging and the commit are written in-process ([`objects`]:
+//! loose and packed objects read, one synced pack written per commit) and
+//! the branch is moved under git's own ref lock (`refs`), and git runs
+//! three processes in a chain of two: `rev-parse` beside `git var`, then
+//! the shared index's `update-index` (its format, extensions and all, stays
+//! git's). Anything else, and any failure of the in-process path, goes to
+//! git's plumbing as before.
 //! `BATON_GIT_INPROCESS=0` sends everything to git.
 //!
 //! Every command runs with `GIT_LITERAL_PATHSPECS=1` (a file named `*.md`
