@@ -256,3 +256,43 @@ fn created_files_are_0644_and_directories_0755_under_umask_022() {
     assert_eq!(mode("other"), 0o700);
     assert_eq!(mode("other/leader.json"), 0o600);
 }
+
+#[test]
+fn full_disk_commit_fails_in_one_line_and_leaves_the_branch_and_no_temp_files() {
+    needs_root!();
+    let fs = Tmpfs::mount("4m");
+    let d = &fs.path;
+    let git = |args: &[&str]| {
+        let o = Command::new("git")
+            .current_dir(d)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["config", "user.name", "f"]);
+    git(&["config", "user.email", "f@example.com"]);
+    std::fs::write(d.join("a.txt"), "one\n").unwrap();
+    let o = baton_in(d, &["commit", "-m", "first", "a.txt"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let tip = git(&["rev-parse", "main"]);
+    // The change is made while there is room; then the disk fills.
+    std::fs::write(d.join("a.txt"), "two\n".repeat(1000)).unwrap();
+    fs.fill();
+    let o = baton_in(d, &["commit", "-m", "second", "a.txt"]);
+    assert_one_line_error(&o, 1, &["No space left on device"]);
+    std::fs::remove_file(d.join("filler")).unwrap();
+    assert_eq!(git(&["rev-parse", "main"]), tip, "the branch did not move");
+    let leftovers: Vec<String> = walk(&d.join(".git"))
+        .into_iter()
+        .map(|p| p.display().to_string())
+        .filter(|p| p.contains("tmp_") || p.ends_with(".lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    git(&["fsck", "--strict"]);
+    // With room again, the same commit goes through.
+    let o = baton_in(d, &["commit", "-m", "second", "a.txt"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
