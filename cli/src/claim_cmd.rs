@@ -30,6 +30,18 @@ pub struct ClaimsDirArgs {
     /// detached claims need one that lasts: give --id or BATON_ID).
     #[arg(long, value_name = "ID", value_parser = args::instance_id)]
     pub id: Option<String>,
+    #[command(flatten)]
+    pub backend: crate::etcd_cmd::BackendArgs,
+}
+
+impl ClaimsDirArgs {
+    /// With `--backend etcd`, `--dir` names the claims' namespace.
+    fn namespace(&self) -> String {
+        self.dir.as_ref().map_or_else(
+            || "default".to_owned(),
+            |d| d.to_string_lossy().into_owned(),
+        )
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,6 +141,8 @@ pub fn holder_text(r: &ClaimRecord) -> String {
 
 pub fn claim(args: ClaimArgs, json_mode: bool) -> anyhow::Result<Exit> {
     let env = RealEnv::new().context("read process identity from /proc")?;
+    let namespace = args.common.namespace();
+    let backend = args.common.backend.clone();
     let (claims, here) = claims_of(&env, args.common.dir)?;
     let (id, lasting) = instance_id(&env, args.common.id)?;
     let attached = !args.cmd.is_empty();
@@ -143,6 +157,12 @@ pub fn claim(args: ClaimArgs, json_mode: bool) -> anyhow::Result<Exit> {
         .iter()
         .map(|p| claims.normalise(&env, &here, p))
         .collect::<Result<Vec<_>, _>>()?;
+    if backend.etcd() {
+        let cmd = &args.cmd;
+        return crate::etcd_cmd::claim(
+            &backend, &namespace, &id, &args.task, args.ttl, &paths, args.wait, cmd, json_mode,
+        );
+    }
     let who = Claimant {
         id: id.clone(),
         task: args.task.clone(),
@@ -201,6 +221,8 @@ pub fn claim(args: ClaimArgs, json_mode: bool) -> anyhow::Result<Exit> {
 
 pub fn release(args: ReleaseArgs, json_mode: bool) -> anyhow::Result<Exit> {
     let env = RealEnv::new().context("read process identity from /proc")?;
+    let namespace = args.common.namespace();
+    let backend = args.common.backend.clone();
     let (claims, here) = claims_of(&env, args.common.dir)?;
     let (id, lasting) = instance_id(&env, args.common.id)?;
     if !lasting && !args.force {
@@ -214,6 +236,10 @@ pub fn release(args: ReleaseArgs, json_mode: bool) -> anyhow::Result<Exit> {
         .map(|p| claims.normalise(&env, &here, p))
         .collect::<Result<Vec<_>, _>>()?;
     let selected = (!paths.is_empty()).then_some(paths.as_slice());
+    if backend.etcd() {
+        crate::etcd_cmd::refuse(args.force, "--force")?;
+        return crate::etcd_cmd::release(&backend, &namespace, &id, selected, json_mode);
+    }
     let removed = claims.release(&env, &id, selected, args.force)?;
     for r in &removed {
         let forced = r.id != id;
@@ -237,9 +263,14 @@ pub fn release(args: ReleaseArgs, json_mode: bool) -> anyhow::Result<Exit> {
 
 pub fn who(args: WhoArgs, json_mode: bool) -> anyhow::Result<Exit> {
     let env = RealEnv::new().context("read process identity from /proc")?;
+    let namespace = args.common.namespace();
+    let backend = args.common.backend.clone();
     let (claims, here) = claims_of(&env, args.common.dir)?;
     let me = args.common.id.or_else(|| std::env::var("BATON_ID").ok());
     let path = claims.normalise(&env, &here, &args.path)?;
+    if backend.etcd() {
+        return crate::etcd_cmd::who(&backend, &namespace, &path, json_mode);
+    }
     let holders: Vec<ClaimStatus> = claims
         .who(&env, &path)?
         .into_iter()

@@ -64,6 +64,8 @@ pub struct ElectArgs {
     /// member with a smaller id (preference, never safety).
     #[arg(long, conflicts_with = "cmd")]
     pub hand_over: bool,
+    #[command(flatten)]
+    pub backend: crate::etcd_cmd::BackendArgs,
     /// The command to run while primary.
     #[arg(last = true, value_name = "CMD")]
     pub cmd: Vec<OsString>,
@@ -177,6 +179,9 @@ fn campaign<'e>(
 
 pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
     let env = RealEnv::new().context("read process identity from /proc")?;
+    if args.backend.etcd() {
+        return elect_etcd(&env, &args, json_mode);
+    }
     let election = election_dir(&env, args.dir.clone())?;
     warn_if_distrusted(&env, &election)?;
     let me = env.identity();
@@ -233,6 +238,35 @@ pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
             )
         }
     }
+}
+
+/// `--backend etcd`: `--dir` names the election (default `default`).
+fn elect_etcd(env: &RealEnv, args: &ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
+    crate::etcd_cmd::refuse(args.hand_over, "--hand-over")?;
+    crate::etcd_cmd::refuse(args.mode != ElectMode::Kernel, "--mode")?;
+    let name = match &args.dir {
+        Some(d) => d
+            .to_str()
+            .context("elect: an etcd election's name must be UTF-8")?
+            .to_owned(),
+        None => "default".to_owned(),
+    };
+    let me = env.identity();
+    let id = args.id.clone().unwrap_or_else(|| {
+        election::sanitize_id(&format!("{}-{}-{}", me.host, me.pid, me.start_time))
+    });
+    let with_cmd = !args.cmd.is_empty();
+    let mut announce = |event: Value| {
+        if !with_cmd {
+            print(&event);
+        } else if json_mode {
+            report::stderr_line(&event.to_string());
+        } else {
+            report::stderr_line(&format!("baton: {}", human(&event)));
+        }
+    };
+    let stop = stop_flag(!with_cmd)?;
+    crate::etcd_cmd::elect(&args.backend, &name, &id, &args.cmd, &stop, &mut announce)
 }
 
 fn elect_kernel(

@@ -31,6 +31,8 @@ pub enum ModeArg {
 pub struct LockArgs {
     #[command(flatten)]
     pub wait: args::WaitArgs,
+    #[command(flatten)]
+    pub backend: crate::etcd_cmd::BackendArgs,
     /// A shared lock: many holders at once, none while an exclusive lock
     /// is held (kernel mode only)
     #[arg(short = 's', long, conflicts_with_all = ["exclusive", "unlock"])]
@@ -104,6 +106,9 @@ pub fn run(args: LockArgs, report: Reporter) -> anyhow::Result<Exit> {
         }
         None => args.cmd.clone(),
     };
+    if args.backend.etcd() {
+        return lock_etcd(&args, &cmd, conflict, report);
+    }
     if cmd.is_empty() {
         let Some(fd) = descriptor(&args.file) else {
             return Err(UsageError(format!(
@@ -194,6 +199,46 @@ pub fn run(args: LockArgs, report: Reporter) -> anyhow::Result<Exit> {
     let outcome = guard.release()?;
     report.released(&path, held, outcome);
     Ok(exit)
+}
+
+/// `--backend etcd`: FILE names the lock; no sidecar is made.
+fn lock_etcd(
+    args: &LockArgs,
+    cmd: &[OsString],
+    conflict: Exit,
+    report: Reporter,
+) -> anyhow::Result<Exit> {
+    use crate::etcd_cmd::refuse;
+    refuse(args.shared, "-s/--shared")?;
+    refuse(args.unlock, "-u/--unlock")?;
+    refuse(args.close, "-o/--close")?;
+    refuse(args.mode != ModeArg::Auto, "--mode")?;
+    if cmd.is_empty() {
+        return Err(UsageError(format!(
+            "lock {}: --backend etcd needs a command (-- CMD..., or -c STRING)",
+            args.file.display()
+        ))
+        .into());
+    }
+    let name = args
+        .file
+        .to_str()
+        .context("lock: an etcd lock's name must be UTF-8")?;
+    let env = RealEnv::new().context("read process identity from /proc")?;
+    let me = env.identity();
+    let id = args
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", me.host, me.pid));
+    crate::etcd_cmd::lock(
+        &args.backend,
+        name,
+        &id,
+        args.wait.wait(),
+        cmd,
+        conflict,
+        report.json,
+    )
 }
 
 fn verbose_took(took: Duration) {

@@ -9,6 +9,7 @@ mod child;
 mod claim_cmd;
 mod commit_cmd;
 mod elect_cmd;
+mod etcd_cmd;
 mod exit;
 mod explore_cmd;
 mod guard_cmd;

@@ -32,9 +32,26 @@ pub struct StatusArgs {
     /// 250 ms).
     #[arg(long)]
     pub watch: bool,
+    #[command(flatten)]
+    pub backend: crate::etcd_cmd::BackendArgs,
 }
 
 pub fn run(args: StatusArgs, json_mode: bool) -> anyhow::Result<Exit> {
+    if args.backend.etcd() {
+        crate::etcd_cmd::refuse(args.watch, "--watch")?;
+        let name = |d: &Option<std::path::PathBuf>| {
+            d.as_ref().map_or_else(
+                || "default".to_owned(),
+                |d| d.to_string_lossy().into_owned(),
+            )
+        };
+        return crate::etcd_cmd::status(
+            &args.backend,
+            &name(&args.dir),
+            &name(&args.claims),
+            json_mode,
+        );
+    }
     let env = RealEnv::new().context("read process identity from /proc")?;
     let explicit = args.dir.is_some();
     let election = election_dir(&env, args.dir)?;
