@@ -59,8 +59,14 @@ impl BackendArgs {
         // asked: well inside the lease, so a dead member costs a fraction
         // of it.
         let timeout = (self.etcd_ttl / 5).clamp(Duration::from_millis(200), Duration::from_secs(2));
+        // Long enough to ride out a raft election (one to two election
+        // timeouts, while requests to the old leader hang), never longer
+        // than the lease, past which the session is lost anyway.
+        let patience = self
+            .etcd_ttl
+            .clamp(Duration::from_secs(2), Duration::from_secs(30));
         match Client::new(&endpoints, timeout) {
-            Ok(c) => Ok(Arc::new(c)),
+            Ok(c) => Ok(Arc::new(c.with_patience(patience))),
             Err(e @ (EtcdError::NoEndpoints | EtcdError::BadEndpoint(_))) => {
                 Err(UsageError(e.to_string()).into())
             }
@@ -98,8 +104,9 @@ fn check_every(session: &Session) -> Duration {
     (session.ttl() / 20).max(Duration::from_millis(50))
 }
 
-/// Runs `cmd` while `session` holds; `Ok(None)` if the lease was lost
-/// (the command was killed).
+/// Runs `cmd` while `session` holds, with a watchdog that kills it when
+/// the lease's trusted time runs out unrenewed even if `baton` is
+/// stopped; `Ok(None)` if the lease was lost (the command was killed).
 fn run_held(
     session: &Session,
     cmd: &[OsString],
@@ -107,13 +114,26 @@ fn run_held(
 ) -> anyhow::Result<Option<Exit>> {
     let lost = AtomicBool::new(false);
     let exit = match child::spawn(cmd, envs, true)? {
-        Ok(running) => child::supervise(running, Some(check_every(session)), &|| {
-            let ok = session.valid();
-            lost.store(!ok, Ordering::SeqCst);
-            ok
-        })?,
+        Ok(running) => {
+            let dog = crate::watchdog::Watchdog::start(running.id(), session.remaining())?;
+            let exit = child::supervise(running, Some(check_every(session)), &|| {
+                let ok = session.valid();
+                lost.store(!ok, Ordering::SeqCst);
+                if ok {
+                    dog.extend(session.remaining());
+                }
+                ok
+            });
+            dog.stop();
+            exit?
+        }
         Err(exit) => exit,
     };
+    // Killed by the watchdog while baton was stopped: the lease is gone
+    // all the same.
+    if !session.valid() {
+        lost.store(true, Ordering::SeqCst);
+    }
     Ok((!lost.load(Ordering::SeqCst)).then_some(exit))
 }
 
@@ -138,7 +158,15 @@ pub fn lock(
     let prefix = lock_prefix(name);
     let started = Instant::now();
     let place = queue::join(&session, &prefix, id.as_bytes()).map_err(queue_error)?;
-    if !queue::wait_first(&session, &prefix, &place, deadline(wait)).map_err(queue_error)? {
+    let until = deadline(wait);
+    let first = loop {
+        match queue::wait_first(&session, &prefix, &place, until) {
+            // Between raft leaders: wait on while the lease holds.
+            Err(QueueError::Etcd(EtcdError::Unreachable { .. })) if session.valid() => continue,
+            other => break other.map_err(queue_error)?,
+        }
+    };
+    if !first {
         queue::leave(&session, &place)?;
         session.close()?;
         say(
@@ -217,6 +245,9 @@ pub fn elect(
                 Ok(true) => break true,
                 Ok(false) => {}
                 Err(QueueError::Lost) => break false,
+                // The cluster is between leaders: a standby waits on (its
+                // session says when its lease is gone).
+                Err(QueueError::Etcd(EtcdError::Unreachable { .. })) => continue,
                 Err(QueueError::Etcd(e)) => return Err(e.into()),
             }
             let primary = leader(session.client(), name)?;

@@ -22,6 +22,7 @@ mod state_cmd;
 mod status_cmd;
 mod txn_cmd;
 mod verify_cmd;
+mod watchdog;
 
 use std::process::ExitCode;
 
@@ -102,6 +103,10 @@ enum Command {
     /// Check the whole catalogue (simulator with random, PCT and DFS
     /// schedules, then the models) and print the verdict tables.
     Verify(verify_cmd::VerifyArgs),
+    /// (internal) Kill process PID unless told every MS milliseconds that
+    /// its etcd lease still holds (see `watchdog.rs`).
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog { pid: i32, ms: u64 },
 }
 
 fn run(cli: Cli) -> anyhow::Result<Exit> {
@@ -124,6 +129,7 @@ fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Verify(args) => verify_cmd::run(args, cli.json),
         Command::Explore(args) => explore_cmd::run(args, cli.json),
         Command::Crashes(args) => explore_cmd::crashes(args, cli.json),
+        Command::Watchdog { pid, ms } => watchdog::run(pid, ms),
     }
 }
 

@@ -42,6 +42,9 @@ pub struct Client {
     /// The endpoint that answered last: tried first.
     current: AtomicUsize,
     timeout: Duration,
+    /// How long to keep going round the endpoints when none can serve
+    /// (a raft election takes about one election timeout).
+    patience: Duration,
 }
 
 pub fn b64(bytes: &[u8]) -> String {
@@ -158,16 +161,37 @@ impl Client {
             endpoints,
             current: AtomicUsize::new(0),
             timeout,
+            patience: Duration::ZERO,
         })
+    }
+
+    /// Keeps asking round the endpoints for up to `patience` before a
+    /// request fails as unreachable.
+    pub fn with_patience(mut self, patience: Duration) -> Client {
+        self.patience = patience;
+        self
     }
 
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
-    /// POSTs `body` to `path`, trying each endpoint once from the one that
-    /// answered last.
+    /// POSTs `body` to `path`, round the endpoints from the one that
+    /// answered last, for up to the client's patience.
     pub fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
+        let started = std::time::Instant::now();
+        loop {
+            match self.call_once(path, body) {
+                Err(EtcdError::Unreachable { .. }) if started.elapsed() < self.patience => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One round of the endpoints.
+    fn call_once(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
         let body = serde_json::to_vec(body).expect("JSON serialises");
         let start = self.current.load(Ordering::Relaxed);
         let mut last = String::new();

@@ -92,6 +92,15 @@ impl Session {
         !s.lost && Instant::now() < s.valid_until
     }
 
+    /// How much longer this process trusts the lease (zero once lost).
+    pub fn remaining(&self) -> Duration {
+        let s = lock(&self.state.0);
+        if s.lost {
+            return Duration::ZERO;
+        }
+        s.valid_until.saturating_duration_since(Instant::now())
+    }
+
     /// Stops the keep-alives and revokes the lease: everything held under
     /// it is released at once, not at expiry.
     pub fn close(mut self) -> Result<(), EtcdError> {
