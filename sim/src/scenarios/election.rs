@@ -313,6 +313,11 @@ fn baton_election_lease(env: &SimEnv, probe: &Probe, role: Role, report_acting: 
         attempts += 1;
         let wait = Wait::For(Duration::from_secs(120));
         let before = probe.injected();
+        // The holder's contract, checked from outside it: `valid()` is
+        // false once the renew deadline has passed since the last
+        // successful renewal *started*. That start is not seen here, but
+        // it lies between `asked` and `granted`, which bound it.
+        let asked = env.monotonic();
         let mut holder = match lease::campaign(env, &e, &id, timing, wait) {
             Ok(Some(h)) => h,
             Ok(None) => continue,
@@ -322,12 +327,24 @@ fn baton_election_lease(env: &SimEnv, probe: &Probe, role: Role, report_acting: 
                 continue;
             }
         };
+        // Bounds on when the last successful renewal (or the takeover)
+        // started: no earlier than `lower`, no later than `granted`.
+        let mut lower = asked;
+        let mut granted = env.monotonic();
         let epoch = holder.epoch();
         if report_acting {
             probe.acting_primary(ELECTION, epoch);
         }
         for k in 0..2 {
-            if !holder.valid() {
+            let now = env.monotonic();
+            let valid = holder.valid();
+            if valid && now.saturating_since(granted) >= timing.renew_deadline {
+                probe.violated(
+                    Invariant::SinglePrimary,
+                    &format!("epoch {epoch}: valid() past the renew deadline of its last renewal"),
+                );
+            }
+            if !valid {
                 break;
             }
             let entry = format!("term {epoch} event {k} by {id}");
@@ -351,8 +368,17 @@ fn baton_election_lease(env: &SimEnv, probe: &Probe, role: Role, report_acting: 
                 Err(err) => probe.error_seen(before, "fenced append", &err),
             }
             env.sleep(timing.retry);
-            if !matches!(holder.renew(), Ok(true)) {
-                break;
+            let renew_asked = env.monotonic();
+            let seq = holder.record.seq;
+            let renewed = holder.renew();
+            let renew_done = env.monotonic();
+            if report_acting {
+                let certainly_valid = renew_done.saturating_since(lower) < timing.renew_deadline;
+                check_renewal(env, probe, &e, &id, &renewed, seq, &holder, certainly_valid);
+            }
+            match renewed {
+                Ok(true) => (lower, granted) = (renew_asked, renew_done),
+                _ => break,
             }
         }
         if report_acting {
@@ -361,6 +387,50 @@ fn baton_election_lease(env: &SimEnv, probe: &Probe, role: Role, report_acting: 
         let _ = holder.release();
         terms += 1;
         env.sleep(Duration::from_millis(env.random_u64() % 500));
+    }
+}
+
+/// What a renewal said against the lease it left (no pauses in this
+/// scenario, so nothing moves between the renewal and this look, but for
+/// a challenger that saw the lease unchanged for its whole duration).
+/// A renewal that said yes must have published the next version, naming
+/// this holder; one that said no while the lease was certainly still valid
+/// and nobody else wrote the next version refused a renewal it owed.
+#[allow(clippy::too_many_arguments)]
+fn check_renewal(
+    env: &SimEnv,
+    probe: &Probe,
+    e: &Election,
+    id: &str,
+    renewed: &Result<bool, baton_core::election::ElectionError>,
+    seq_before: u64,
+    holder: &lease::LeaseHolder<'_, SimEnv>,
+    certainly_valid: bool,
+) {
+    let Ok(Some(current)) = lease::current(env, e) else {
+        return;
+    };
+    match renewed {
+        Ok(true) if current.seq == holder.record.seq && current.holder != id => probe.violated(
+            Invariant::SinglePrimary,
+            &format!("renewed version {} names {}, not {id}", current.seq, current.holder),
+        ),
+        Ok(true) if current.seq < holder.record.seq || holder.record.seq != seq_before + 1 => {
+            probe.violated(
+                Invariant::SinglePrimary,
+                &format!(
+                    "renewal said yes, but the lease is at version {} and the holder at {} (was {seq_before})",
+                    current.seq, holder.record.seq
+                ),
+            )
+        }
+        Ok(false) if certainly_valid && current.seq == seq_before && current.holder == id => {
+            probe.violated(
+                Invariant::SinglePrimary,
+                &format!("renewal refused at version {seq_before} while the lease was valid and still {id}'s"),
+            )
+        }
+        _ => {}
     }
 }
 
