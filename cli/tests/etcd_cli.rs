@@ -484,3 +484,90 @@ fn usage_errors_name_what_etcd_does_not_take() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("no etcd endpoint answered"), "{err}");
 }
+
+/// `baton elect --backend etcd` without a command: the plugin interface,
+/// its events on stdout as JSON lines.
+struct Member {
+    child: Child,
+    events: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Member {
+    fn start(cluster: &Cluster, id: &str) -> Member {
+        use std::io::BufRead;
+        let mut child = cluster
+            .baton(&[
+                "elect",
+                "--backend",
+                "etcd",
+                "--etcd-ttl",
+                "3",
+                "--dir",
+                "plugins",
+                "--id",
+                id,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(serde_json::from_str(&line).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Member { child, events }
+    }
+
+    fn next(&self) -> serde_json::Value {
+        self.events
+            .recv_timeout(Duration::from_secs(20))
+            .expect("an event")
+    }
+}
+
+#[test]
+fn the_plugin_interface_says_joined_standby_elected_and_stepped_down() {
+    let Some(cluster) = Cluster::start(24600) else {
+        return;
+    };
+    let mut a = Member::start(&cluster, "a");
+    assert_eq!(a.next()["event"], "joined");
+    let elected = a.next();
+    assert_eq!(elected["event"], "elected");
+    let epoch_a = elected["epoch"].as_i64().unwrap();
+    let mut b = Member::start(&cluster, "b");
+    assert_eq!(b.next()["event"], "joined");
+    let standby = b.next();
+    assert_eq!(
+        (standby["event"].as_str(), standby["primary"].as_str()),
+        (Some("standby"), Some("a"))
+    );
+    assert_eq!(standby["epoch"].as_i64(), Some(epoch_a));
+    let status = cluster
+        .baton(&["--json", "status", "--backend", "etcd", "--dir", "plugins"])
+        .output()
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["leader"]["id"], "a");
+    assert_eq!(status["leader"]["epoch"].as_i64(), Some(epoch_a));
+    assert_eq!(status["members"].as_array().unwrap().len(), 2);
+    assert!(
+        status["members"][0]["ttl_s"].as_i64().unwrap() > 0,
+        "{status}"
+    );
+    // A's plugin closes its end: A steps down, B is elected with a higher epoch.
+    drop(a.child.stdin.take());
+    assert_eq!(a.next()["event"], "stepped-down");
+    assert!(a.child.wait().unwrap().success());
+    let elected = b.next();
+    assert_eq!(elected["event"], "elected");
+    assert!(elected["epoch"].as_i64().unwrap() > epoch_a);
+    drop(b.child.stdin.take());
+    assert_eq!(b.next()["event"], "stepped-down");
+    assert!(b.child.wait().unwrap().success());
+}
