@@ -571,3 +571,121 @@ fn the_plugin_interface_says_joined_standby_elected_and_stepped_down() {
     assert_eq!(b.next()["event"], "stepped-down");
     assert!(b.child.wait().unwrap().success());
 }
+
+/// One program against the seam (`baton_core::backend::Backend`), run on
+/// files and on etcd: the same outcomes from both.
+fn exercise<B: baton_core::backend::Backend + Sync>(b: &B) {
+    use baton_core::backend::LeaderView;
+    use baton_core::lock::Wait;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let long = Wait::For(Duration::from_secs(60));
+    // Locks: one holder at a time among four threads.
+    let (inside, total) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (inside, total) = (&inside, &total);
+            s.spawn(move || {
+                for _ in 0..5 {
+                    let held = b
+                        .lock("shared", &format!("t{t}"), long)
+                        .unwrap()
+                        .expect("in time");
+                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                    std::thread::sleep(Duration::from_millis(5));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    total.fetch_add(1, Ordering::SeqCst);
+                    b.unlock(held).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(total.load(Ordering::SeqCst), 20);
+    let held = b.lock("shared", "a", Wait::No).unwrap().expect("free");
+    assert!(
+        b.lock("shared", "b", Wait::No).unwrap().is_none(),
+        "held: not taken"
+    );
+    b.unlock(held).unwrap();
+
+    // Elections and the fenced log.
+    let a = b.campaign("e", "a", long).unwrap().expect("elected");
+    let epoch_a = b.epoch(&a);
+    assert!(b.leads(&a));
+    assert_eq!(
+        b.observe("e").unwrap(),
+        Some(LeaderView {
+            id: "a".into(),
+            epoch: epoch_a
+        })
+    );
+    assert!(
+        b.campaign("e", "b", Wait::No).unwrap().is_none(),
+        "one leader"
+    );
+    assert_eq!(b.append("log", epoch_a, "a1").unwrap(), Ok(()));
+    b.resign(a).unwrap();
+    let t = b.campaign("e", "b", long).unwrap().expect("elected");
+    let epoch_b = b.epoch(&t);
+    assert!(epoch_b > epoch_a, "{epoch_b} after {epoch_a}");
+    assert_eq!(b.append("log", epoch_b, "b1").unwrap(), Ok(()));
+    assert_eq!(b.append("log", epoch_a, "a, late").unwrap(), Err(epoch_b));
+    assert_eq!(
+        b.entries("log").unwrap(),
+        [(epoch_a, "a1".to_owned()), (epoch_b, "b1".to_owned())]
+    );
+    b.resign(t).unwrap();
+
+    // Claims: all or nothing, a directory covering its files.
+    let ui = b
+        .claim("a", "ui", &["src/ui".to_owned()])
+        .unwrap()
+        .expect("free");
+    let Err(conflict) = b
+        .claim(
+            "b",
+            "both",
+            &["docs/x.md".to_owned(), "src/ui/button.js".to_owned()],
+        )
+        .unwrap()
+    else {
+        panic!("src/ui is a's");
+    };
+    assert!(conflict.iter().any(|h| h.id == "a"), "{conflict:?}");
+    let docs = b
+        .claim("b", "docs", &["docs/x.md".to_owned()])
+        .unwrap()
+        .expect("untouched by the refusal");
+    assert!(b.claim("c", "all", &["src".to_owned()]).unwrap().is_err());
+    b.release(ui).unwrap();
+    let src = b
+        .claim("c", "all", &["src".to_owned()])
+        .unwrap()
+        .expect("released");
+    b.release(src).unwrap();
+    b.release(docs).unwrap();
+}
+
+#[test]
+fn one_program_on_the_file_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = baton_core::env::real::RealEnv::new().unwrap();
+    exercise(&baton_core::backend::FileBackend::new(&env, dir.path()));
+}
+
+#[test]
+fn the_same_program_on_the_etcd_backend() {
+    let Some(cluster) = Cluster::start(24700) else {
+        return;
+    };
+    let client = Client::new(
+        &baton_etcd::endpoints(Some(&cluster.endpoints)),
+        Duration::from_secs(1),
+    )
+    .unwrap()
+    .with_patience(Duration::from_secs(5));
+    exercise(&baton_etcd::backend::EtcdBackend::new(
+        std::sync::Arc::new(client),
+        Duration::from_secs(5),
+        "ns",
+    ));
+}

@@ -27,6 +27,7 @@
 //! protocol names are kebab-case and never change.
 
 pub mod atomic;
+pub mod backend;
 pub mod backoff;
 pub mod catalogue;
 pub mod claims;

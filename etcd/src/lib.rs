@@ -44,6 +44,7 @@
 //! check it instead).
 #![allow(clippy::disallowed_methods)]
 
+pub mod backend;
 pub mod check;
 pub mod claims;
 pub mod client;
