@@ -27,6 +27,10 @@
 //!   a member cut off from the majority cannot answer, and the client moves
 //!   to the next endpoint.
 //!
+//! [`backend::EtcdBackend`] offers all of it through
+//! `baton_core::backend::Backend`, the seam the file protocols also
+//! implement.
+//!
 //! # Why the JSON gateway and not gRPC
 //!
 //! etcd serves its v3 API as JSON over plain HTTP (`/v3/...`) beside gRPC.
