@@ -179,21 +179,10 @@ fn campaign<'e>(
 
 pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
     let env = RealEnv::new().context("read process identity from /proc")?;
-    if args.backend.etcd() {
-        return elect_etcd(&env, &args, json_mode);
-    }
-    let election = election_dir(&env, args.dir.clone())?;
-    warn_if_distrusted(&env, &election)?;
     let me = env.identity();
     let id = args.id.clone().unwrap_or_else(|| {
         election::sanitize_id(&format!("{}-{}-{}", me.host, me.pid, me.start_time))
     });
-    if args.hand_over && args.mode == ElectMode::Lease {
-        return Err(args::UsageError(
-            "--hand-over applies to kernel mode only: a lease is never handed over".to_owned(),
-        )
-        .into());
-    }
     let with_cmd = !args.cmd.is_empty();
     // Events go to stdout without a command (the plugin interface), to
     // stderr with one (stdout is the command's), as JSON when asked.
@@ -206,6 +195,17 @@ pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
             report::stderr_line(&format!("baton: {}", human(&event)));
         }
     };
+    if args.backend.etcd() {
+        return elect_etcd(&args, &id, &mut announce);
+    }
+    let election = election_dir(&env, args.dir.clone())?;
+    warn_if_distrusted(&env, &election)?;
+    if args.hand_over && args.mode == ElectMode::Lease {
+        return Err(args::UsageError(
+            "--hand-over applies to kernel mode only: a lease is never handed over".to_owned(),
+        )
+        .into());
+    }
     let stop = stop_flag(!with_cmd)?;
     match args.mode {
         ElectMode::Kernel => elect_kernel(
@@ -241,7 +241,7 @@ pub fn elect(args: ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
 }
 
 /// `--backend etcd`: `--dir` names the election (default `default`).
-fn elect_etcd(env: &RealEnv, args: &ElectArgs, json_mode: bool) -> anyhow::Result<Exit> {
+fn elect_etcd(args: &ElectArgs, id: &str, announce: &mut dyn FnMut(Value)) -> anyhow::Result<Exit> {
     crate::etcd_cmd::refuse(args.hand_over, "--hand-over")?;
     crate::etcd_cmd::refuse(args.mode != ElectMode::Kernel, "--mode")?;
     let name = match &args.dir {
@@ -251,22 +251,8 @@ fn elect_etcd(env: &RealEnv, args: &ElectArgs, json_mode: bool) -> anyhow::Resul
             .to_owned(),
         None => "default".to_owned(),
     };
-    let me = env.identity();
-    let id = args.id.clone().unwrap_or_else(|| {
-        election::sanitize_id(&format!("{}-{}-{}", me.host, me.pid, me.start_time))
-    });
-    let with_cmd = !args.cmd.is_empty();
-    let mut announce = |event: Value| {
-        if !with_cmd {
-            print(&event);
-        } else if json_mode {
-            report::stderr_line(&event.to_string());
-        } else {
-            report::stderr_line(&format!("baton: {}", human(&event)));
-        }
-    };
-    let stop = stop_flag(!with_cmd)?;
-    crate::etcd_cmd::elect(&args.backend, &name, &id, &args.cmd, &stop, &mut announce)
+    let stop = stop_flag(args.cmd.is_empty())?;
+    crate::etcd_cmd::elect(&args.backend, &name, id, &args.cmd, &stop, announce)
 }
 
 fn elect_kernel(

@@ -82,6 +82,15 @@ impl Cluster {
         panic!("no member leads");
     }
 
+    /// `sh -c SCRIPT` with the cluster's endpoints, started.
+    fn shell(&self, script: &str) -> Child {
+        Command::new("sh")
+            .args(["-c", script])
+            .env("BATON_ETCD_ENDPOINTS", &self.endpoints)
+            .spawn()
+            .unwrap()
+    }
+
     fn baton(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BATON);
         c.args(args)
@@ -159,14 +168,9 @@ fn locks_exclude_each_other_while_a_member_is_killed() {
         .map(|w| {
             let id = format!("w{w}");
             let body = term(&history, &id, "BATON_LOCK_TOKEN", 2, "0.02");
-            let script = format!(
+            cluster.shell(&format!(
                 "for n in 1 2 3 4 5; do {BATON} lock --backend etcd --etcd-ttl 3 --id {id} shared -- sh -c '{body}' || exit 1; done"
-            );
-            Command::new("sh")
-                .args(["-c", &script])
-                .env("BATON_ETCD_ENDPOINTS", &cluster.endpoints)
-                .spawn()
-                .unwrap()
+            ))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(700));
@@ -189,14 +193,10 @@ fn one_leader_at_a_time_while_the_etcd_leader_is_stopped() {
         .map(|c| {
             let id = format!("c{c}");
             let body = term(&history, &id, "BATON_EPOCH", 4, "0.05");
-            let script = format!(
-                "for n in 1 2; do {BATON} elect --backend etcd --etcd-ttl 3 --dir E --id {id} -- sh -c '{body}' 2>>{err} || exit 1; done", err = dir.path().join("err").display()
-            );
-            Command::new("sh")
-                .args(["-c", &script])
-                .env("BATON_ETCD_ENDPOINTS", &cluster.endpoints)
-                .spawn()
-                .unwrap()
+            cluster.shell(&format!(
+                "for n in 1 2; do {BATON} elect --backend etcd --etcd-ttl 3 --dir E --id {id} -- sh -c '{body}' 2>>{err} || exit 1; done",
+                err = dir.path().join("err").display()
+            ))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
