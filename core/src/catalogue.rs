@@ -143,6 +143,16 @@ pub const PROTOCOLS: &[Protocol] = &[
         expect: Expect::Holds,
     },
     Protocol {
+        name: "baton-lock-file-two-hosts",
+        source: "baton: exclusive-file mode on NFS, one process on a second host with its own clock, kernel locks shared by both hosts (NLM)",
+        expect: Expect::Holds,
+    },
+    Protocol {
+        name: "baton-lock-file-two-hosts-local",
+        source: "baton: the same with host-local kernel locks (local_lock=flock): nothing reaped by observation",
+        expect: Expect::Holds,
+    },
+    Protocol {
         name: "baton-lock-file-foreign",
         source: "baton: exclusive-file mode while another tool removes, replaces or truncates its lock file",
         expect: Expect::Holds,

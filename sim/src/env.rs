@@ -316,12 +316,13 @@ impl<'y> SimEnv<'y> {
     pub(crate) fn new(shared: Arc<Shared>, slot: usize, yielder: &'y Yield) -> SimEnv<'y> {
         let k = shared.lock();
         let p = &k.procs[slot];
+        let (host, boot_id) = k.host_and_boot(slot);
         let identity = ProcessIdentity {
             pid: p.pid,
             start_time: p.start_time,
-            boot_id: k.boot_id(),
+            boot_id,
             pid_ns: 4_026_531_836,
-            host: "sim".into(),
+            host,
         };
         let incarnation = p.incarnation;
         drop(k);
@@ -817,7 +818,8 @@ impl Processes for SimEnv<'_> {
             Site::Liveness,
             &|| format!("liveness(pid {pid}, start {start_time})"),
             |k, _| {
-                Ok(match k.live_pid(pid) {
+                let host = k.fs.host_of(self.caller.slot);
+                Ok(match k.live_pid_on(host, pid) {
                     None => Liveness::Dead,
                     Some(p) if p.start_time == start_time => Liveness::Alive,
                     Some(p) => Liveness::Reused {

@@ -119,8 +119,9 @@ pub struct SimFs {
     next_ino: Ino,
     ofds: BTreeMap<OfdId, Ofd>,
     next_ofd: OfdId,
-    /// `flock` holders, by inode.
-    locks: BTreeMap<Ino, Flock>,
+    /// `flock` holders, by the host that keeps them (0 unless
+    /// [`SimFs::host_local_locks`] and a [`Remote`] host) and inode.
+    locks: BTreeMap<(u8, Ino), Flock>,
     /// What `statfs` reports: `None` for a local filesystem, or the name of
     /// a network one (kernel locks then still work here, as on a healthy
     /// NFS mount, but baton must treat them as unreliable).
@@ -137,6 +138,20 @@ pub struct SimFs {
     /// A filesystem without `O_TMPFILE` (vfat, older NFS): baton stages
     /// files under hidden temp names instead.
     pub no_tmpfile: bool,
+    /// A second host mounting this filesystem, if any.
+    pub remote: Option<Remote>,
+}
+
+/// A second host sharing the filesystem (a network mount): the processes
+/// in `slots` run there. They name that host in their identities (so
+/// nobody here can look their pids up), boot with it, read its clock
+/// (`clock_offset_ns` from this host's), and, when the mount keeps kernel
+/// locks per host ([`SimFs::host_local_locks`]), their `flock`s exclude
+/// only each other.
+#[derive(Clone, Debug, Default)]
+pub struct Remote {
+    pub slots: Vec<usize>,
+    pub clock_offset_ns: i64,
 }
 
 impl SimFs {
@@ -169,6 +184,7 @@ impl SimFs {
             flock_noop: false,
             no_tmpfile: false,
             host_local_locks: false,
+            remote: None,
         }
     }
 
@@ -620,6 +636,27 @@ impl SimFs {
         self.inodes.get_mut(&ino).expect("open inode").mtime = time;
     }
 
+    /// Which host process `slot` runs on: 0 here, 1 the [`Remote`] one.
+    pub fn host_of(&self, slot: usize) -> u8 {
+        u8::from(
+            self.remote
+                .as_ref()
+                .is_some_and(|r| r.slots.contains(&slot)),
+        )
+    }
+
+    /// Where `ofd`'s `flock` is kept: per host on a mount with host-local
+    /// locks, else in one table.
+    fn lock_key(&self, ofd: OfdId) -> (u8, Ino) {
+        let o = &self.ofds[&ofd];
+        let host = if self.host_local_locks {
+            self.host_of(o.owner)
+        } else {
+            0
+        };
+        (host, o.ino)
+    }
+
     /// `flock(LOCK_EX|LOCK_NB)`: true when `ofd` now holds the lock. As on
     /// Linux, converting its own shared lock drops that lock first, so a
     /// conversion that fails leaves `ofd` holding nothing.
@@ -627,8 +664,8 @@ impl SimFs {
         if self.flock_noop {
             return true;
         }
-        let ino = self.ofd_ino(ofd);
-        match self.locks.get_mut(&ino) {
+        let key = self.lock_key(ofd);
+        match self.locks.get_mut(&key) {
             None => {}
             Some(Flock::Exclusive(holder)) => return *holder == ofd,
             Some(Flock::Shared(holders)) => {
@@ -638,7 +675,7 @@ impl SimFs {
                 }
             }
         }
-        self.locks.insert(ino, Flock::Exclusive(ofd));
+        self.locks.insert(key, Flock::Exclusive(ofd));
         true
     }
 
@@ -648,15 +685,15 @@ impl SimFs {
         if self.flock_noop {
             return true;
         }
-        let ino = self.ofd_ino(ofd);
-        match self.locks.get_mut(&ino) {
+        let key = self.lock_key(ofd);
+        match self.locks.get_mut(&key) {
             Some(Flock::Exclusive(holder)) if *holder != ofd => false,
             Some(Flock::Shared(holders)) => {
                 holders.insert(ofd);
                 true
             }
             _ => {
-                self.locks.insert(ino, Flock::Shared(BTreeSet::from([ofd])));
+                self.locks.insert(key, Flock::Shared(BTreeSet::from([ofd])));
                 true
             }
         }
@@ -665,32 +702,41 @@ impl SimFs {
     /// `flock(LOCK_UN)`. Returns the inode whose lock `ofd` gave up, if it
     /// held one (waiters may now get it).
     pub fn unlock(&mut self, ofd: OfdId) -> Option<Ino> {
-        let ino = self.ofd_ino(ofd);
-        let (freed, gone) = match self.locks.get_mut(&ino) {
+        let key = self.lock_key(ofd);
+        let (freed, gone) = match self.locks.get_mut(&key) {
             Some(Flock::Exclusive(holder)) => (*holder == ofd, *holder == ofd),
             Some(Flock::Shared(holders)) => (holders.remove(&ofd), holders.is_empty()),
             None => (false, false),
         };
         if gone {
-            self.locks.remove(&ino);
+            self.locks.remove(&key);
         }
-        freed.then_some(ino)
+        freed.then_some(key.1)
     }
 
-    /// The description holding `ino`'s exclusive lock, if one does.
-    pub fn lock_holder(&self, ino: Ino) -> Option<OfdId> {
-        match self.locks.get(&ino) {
-            Some(Flock::Exclusive(holder)) => Some(*holder),
-            _ => None,
-        }
+    /// The descriptions holding `ino`'s exclusive lock (one per host that
+    /// keeps its own).
+    pub fn lock_holder(&self, ino: Ino) -> Vec<OfdId> {
+        self.locks
+            .iter()
+            .filter(|((_, i), _)| *i == ino)
+            .filter_map(|(_, l)| match l {
+                Flock::Exclusive(holder) => Some(*holder),
+                Flock::Shared(_) => None,
+            })
+            .collect()
     }
 
     /// The descriptions holding `ino`'s shared lock.
     pub fn shared_holders(&self, ino: Ino) -> Vec<OfdId> {
-        match self.locks.get(&ino) {
-            Some(Flock::Shared(holders)) => holders.iter().copied().collect(),
-            _ => Vec::new(),
-        }
+        self.locks
+            .iter()
+            .filter(|((_, i), _)| *i == ino)
+            .flat_map(|(_, l)| match l {
+                Flock::Shared(holders) => holders.iter().copied().collect(),
+                Flock::Exclusive(_) => Vec::new(),
+            })
+            .collect()
     }
 
     pub fn ofd(&self, ofd: OfdId) -> &Ofd {

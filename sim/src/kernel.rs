@@ -195,8 +195,9 @@ impl Kernel {
             next_tick: 1_000,
             dead_pids: Vec::new(),
         };
-        for _ in 0..procs {
-            let (pid, start_time, clock) = k.new_process_identity();
+        for slot in 0..procs {
+            let (pid, start_time, mut clock) = k.new_process_identity();
+            clock.offset_ns += k.host_offset_ns(slot);
             k.procs.push(Proc {
                 pid,
                 start_time,
@@ -213,6 +214,22 @@ impl Kernel {
 
     pub fn boot_id(&self) -> String {
         format!("sim-boot-{}", self.boot)
+    }
+
+    /// The host `slot` runs on, and its boot, as its identity names them.
+    pub fn host_and_boot(&self, slot: usize) -> (String, String) {
+        match self.fs.host_of(slot) {
+            0 => ("sim".into(), self.boot_id()),
+            _ => ("sim-b".into(), format!("sim-b-boot-{}", self.boot)),
+        }
+    }
+
+    /// How far `slot`'s host's clock is from this one's.
+    fn host_offset_ns(&self, slot: usize) -> i64 {
+        match (&self.fs.remote, self.fs.host_of(slot)) {
+            (Some(r), 1) => r.clock_offset_ns,
+            _ => 0,
+        }
     }
 
     fn new_process_identity(&mut self) -> (u32, u64, ClockModel) {
@@ -573,7 +590,8 @@ impl Kernel {
             self.procs[slot].state = PState::Gone;
             return false;
         }
-        let (pid, start_time, clock) = self.new_process_identity();
+        let (pid, start_time, mut clock) = self.new_process_identity();
+        clock.offset_ns += self.host_offset_ns(slot);
         let delay = self.world_rng.below(2 * SEC);
         let p = &mut self.procs[slot];
         p.pid = pid;
@@ -588,9 +606,14 @@ impl Kernel {
     }
 
     /// The live process with `pid`, if any.
-    pub fn live_pid(&self, pid: u32) -> Option<&Proc> {
-        self.procs.iter().find(|p| {
-            p.pid == pid && !matches!(p.state, PState::Dying | PState::Gone | PState::Done)
+    /// The live process with `pid` on host `host` (a pid names a process
+    /// on one host only).
+    pub fn live_pid_on(&self, host: u8, pid: u32) -> Option<&Proc> {
+        self.procs.iter().enumerate().find_map(|(slot, p)| {
+            let live = p.pid == pid
+                && self.fs.host_of(slot) == host
+                && !matches!(p.state, PState::Dying | PState::Gone | PState::Done);
+            live.then_some(p)
         })
     }
 

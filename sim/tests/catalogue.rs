@@ -259,3 +259,35 @@ fn another_tool_at_the_lock_files_is_met_robbing_holders_and_is_noticed() {
         }
     }
 }
+
+#[test]
+fn a_second_host_is_judged_only_by_observation_and_never_by_a_local_lock() {
+    // Shared kernel locks (NLM): the remote holder that crashed is reaped
+    // once seen unchanged for the stale threshold; a local one by its pid.
+    let s = scenarios::scenario("baton-lock-file-two-hosts").unwrap();
+    let result = check(&s, StrategyKind::Random, 0, SEEDS, &mut |_| {});
+    assert!(result.failure.is_none());
+    for mark in ["reaped-unchanged", "reaped-owner-dead", "pause", "crash"] {
+        assert!(
+            result.marks.contains_key(mark),
+            "never {mark}: {:?}",
+            result.marks
+        );
+    }
+    // Host-local kernel locks: a lock held on the other host is met (and
+    // said to be unreapable), and nothing is reaped by observation, however
+    // long its holder is paused.
+    let s = scenarios::scenario("baton-lock-file-two-hosts-local").unwrap();
+    let result = check(&s, StrategyKind::Random, 0, SEEDS, &mut |_| {});
+    assert!(result.failure.is_none());
+    assert!(
+        result.marks.contains_key("cannot-reap"),
+        "{:?}",
+        result.marks
+    );
+    assert!(
+        !result.marks.contains_key("reaped-unchanged"),
+        "{:?}",
+        result.marks
+    );
+}

@@ -218,6 +218,44 @@ pub fn noop_flock_scenario() -> Scenario {
     })
 }
 
+/// Exclusive-file mode on NFS with slot 1 on a second host whose clock
+/// runs 40 s ahead: its pid cannot be looked up here, so a lock it leaves
+/// is judged by being seen unchanged for the stale threshold (10 s) on the
+/// judge's own monotonic clock, and a live holder, however long paused,
+/// by its kernel lock. With `host_local` the mount keeps kernel locks per
+/// host (`local_lock=flock`): the other host's holder and reapers are
+/// invisible, so baton reaps nothing by observation there (a paused
+/// holder could not be told from a dead one) and, as in `unreapable`, no
+/// crash may leave a lock behind; pauses of any length stay.
+pub fn two_hosts_scenario(host_local: bool) -> Scenario {
+    let name = if host_local {
+        "baton-lock-file-two-hosts-local"
+    } else {
+        "baton-lock-file-two-hosts"
+    };
+    let mut s = if host_local {
+        unreapable(name, |_| {})
+    } else {
+        let mut s = Scenario::new(name, 3, |env, probe, role| {
+            body(Mode::File, false, env, probe, role)
+        });
+        s.iters = 3;
+        s.faults = FaultKinds::ALL;
+        s.end = Box::new(counter::end);
+        s
+    };
+    s.setup = Box::new(move |fs| {
+        counter::setup(fs);
+        fs.network = Some("nfs");
+        fs.host_local_locks = host_local;
+        fs.remote = Some(crate::fs::Remote {
+            slots: vec![1],
+            clock_offset_ns: 40_000_000_000,
+        });
+    });
+    s
+}
+
 /// Kernel mode with two readers (shared locks) beside two writers.
 pub fn shared_scenario() -> Scenario {
     scenario_with(Mode::Kernel, true)

@@ -30,6 +30,8 @@ pub fn scenario(name: &str) -> Option<Scenario> {
         "baton-lock-handle" => lock::handle_scenario(),
         "baton-lock-file-noflock" => lock::noflock_scenario(),
         "baton-lock-file-noopflock" => lock::noop_flock_scenario(),
+        "baton-lock-file-two-hosts" => lock::two_hosts_scenario(false),
+        "baton-lock-file-two-hosts-local" => lock::two_hosts_scenario(true),
         "baton-lock-file-foreign" => lock::foreign_scenario(baton_core::lock::Mode::File),
         "baton-lock-kernel-foreign" => lock::foreign_scenario(baton_core::lock::Mode::Kernel),
         "state-rmw-unlocked" => state::state_rmw_unlocked(),
