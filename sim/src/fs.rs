@@ -953,9 +953,37 @@ mod tests {
         let ino = fs.fstat(a).id.ino;
         fs.remove_file(p("/w/a")).unwrap();
         assert_eq!(fs.fstat(a).nlink, 0);
-        assert_eq!(fs.lock_holder(ino), Some(a));
+        assert_eq!(fs.lock_holder(ino), [a]);
         assert_eq!(fs.close(a), Some(ino));
-        assert!(fs.lock_holder(ino).is_none());
+        assert!(fs.lock_holder(ino).is_empty());
+    }
+
+    #[test]
+    fn host_local_locks_exclude_only_on_their_host() {
+        let mut fs = fs();
+        fs.remote = Some(Remote {
+            slots: vec![1],
+            clock_offset_ns: 0,
+        });
+        // Slot 0 here, slot 1 on the other host, slot 2 here.
+        let here = fs.open(p("/w/l"), true, 0, UNIX_EPOCH).unwrap();
+        let there = fs.open(p("/w/l"), true, 1, UNIX_EPOCH).unwrap();
+        let also_here = fs.open(p("/w/l"), true, 2, UNIX_EPOCH).unwrap();
+        assert!(fs.try_lock(here));
+        assert!(
+            !fs.try_lock(there),
+            "one table while the mount shares locks"
+        );
+        fs.unlock(here);
+        fs.host_local_locks = true;
+        assert!(fs.try_lock(here));
+        assert!(fs.try_lock(there), "the other host keeps its own");
+        assert!(
+            !fs.try_lock(also_here),
+            "this host's still exclude each other"
+        );
+        let ino = fs.fstat(here).id.ino;
+        assert_eq!(fs.lock_holder(ino).len(), 2);
     }
 
     #[test]
