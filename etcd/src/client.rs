@@ -2,6 +2,15 @@
 //! values base64, 64-bit numbers as strings. Requests go to one endpoint
 //! at a time; one that cannot be reached, times out or answers that it
 //! cannot serve (no leader, a timed-out proposal) is left for the next.
+//!
+//! A request that timed out may still be applied by the member it went
+//! to, after the next member applied the retry. Every write here is safe
+//! to apply twice: a line's key is created only if absent and its owner
+//! recognises its own key; claims are written only over what their
+//! writer read (its own puts included) and re-put the same values; a log
+//! entry's key is fixed before the first attempt, so a second put only
+//! rewrites it; deletes are conditioned on the creation revision read;
+//! a second lease grant expires unused.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
