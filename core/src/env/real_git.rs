@@ -141,8 +141,11 @@ impl CliGit {
         let Some(fast) = self.fast() else {
             return;
         };
-        let limit = fast.settings.auto_pack_limit;
-        if limit == 0 || fast.writer.pack_count() < limit {
+        // Asked once at the limit and then every sixteenth pack past it,
+        // not on every commit: a detached gc takes a while to fold them,
+        // and with `gc.auto=0` it never will.
+        let (limit, count) = (fast.settings.auto_pack_limit, fast.writer.pack_count());
+        if limit == 0 || count < limit || (count - limit) % 16 != 0 {
             return;
         }
         let mut c = self.command(&["maintenance", "run", "--auto", "--quiet"]);

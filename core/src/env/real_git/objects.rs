@@ -28,7 +28,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A SHA-1 object name.
 pub type Id = [u8; 20];
@@ -85,8 +85,8 @@ const MAX_CHAIN: usize = 10_000;
 #[derive(Debug)]
 pub struct Objects {
     dir: PathBuf,
-    /// The packs found by the last scan of `objects/pack`.
-    packs: Mutex<Option<Vec<Arc<Pack>>>>,
+    /// The packs found by the last scan of `objects/pack`, newest first.
+    packs: Mutex<Option<Arc<Vec<PackSlot>>>>,
     /// Objects added since the last [`Objects::flush`], by name.
     pending: Mutex<BTreeMap<Id, (Kind, Vec<u8>)>>,
 }
@@ -150,7 +150,8 @@ impl Objects {
         // A pack written since the last scan (another commit's, or a
         // repack's) is found by scanning again, once, as git does.
         for rescan in [false, true] {
-            for pack in self.packs(rescan)? {
+            for slot in self.packs(rescan)?.iter() {
+                let Some(pack) = slot.open()? else { continue };
                 if let Some(offset) = pack.find(id)? {
                     return pack.read_at(offset, 0).map(Some);
                 }
@@ -173,7 +174,11 @@ impl Objects {
         }
     }
 
-    fn packs(&self, rescan: bool) -> io::Result<Vec<Arc<Pack>>> {
+    /// The packs, newest first (a commit's tip and the trees it rewrote
+    /// are in the newest ones), each opened only when first searched: a
+    /// repository where packs have piled up costs a listing, not an open
+    /// of every pack.
+    fn packs(&self, rescan: bool) -> io::Result<Arc<Vec<PackSlot>>> {
         let mut packs = lock(&self.packs);
         if let (Some(found), false) = (&*packs, rescan) {
             return Ok(found.clone());
@@ -186,17 +191,26 @@ impl Objects {
             Err(e) => return Err(e),
         };
         for entry in entries.into_iter().flatten() {
-            let name = entry?.file_name();
+            let entry = entry?;
+            let name = entry.file_name();
             let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".idx")) else {
                 continue;
             };
-            // A pack being written has its index renamed in last; one
-            // being removed loses its index first: either way, skipped.
-            let idx = dir.join(format!("{stem}.idx"));
-            if let Some(pack) = Pack::open(&idx, &dir.join(format!("{stem}.pack")))? {
-                found.push(Arc::new(pack));
-            }
+            // Gone meanwhile (a repack): skipped like a missing pack.
+            let Ok(modified) = entry.metadata().and_then(|m| m.modified()) else {
+                continue;
+            };
+            found.push((
+                modified,
+                PackSlot {
+                    idx: dir.join(format!("{stem}.idx")),
+                    pack: dir.join(format!("{stem}.pack")),
+                    opened: OnceLock::new(),
+                },
+            ));
         }
+        found.sort_by(|a, b| b.0.cmp(&a.0));
+        let found = Arc::new(found.into_iter().map(|(_, slot)| slot).collect::<Vec<_>>());
         *packs = Some(found.clone());
         Ok(found)
     }
@@ -204,7 +218,7 @@ impl Objects {
     /// How many packs the last scan found (git's `gc.autoPackLimit`
     /// counts the same).
     pub fn pack_count(&self) -> usize {
-        lock(&self.packs).as_ref().map_or(0, Vec::len)
+        lock(&self.packs).as_ref().map_or(0, |p| p.len())
     }
 
     /// Adds an object of type `kind` to be written by the next
@@ -387,6 +401,27 @@ fn parse_loose(zipped: &[u8]) -> io::Result<(Kind, Vec<u8>)> {
         return Err(corrupt("loose object shorter or longer than its header"));
     }
     Ok((kind, content))
+}
+
+/// A pack a scan found, opened on first use.
+#[derive(Debug)]
+struct PackSlot {
+    idx: PathBuf,
+    pack: PathBuf,
+    opened: OnceLock<Option<Arc<Pack>>>,
+}
+
+impl PackSlot {
+    /// The pack, or `None` if it is gone or its index is not version 2
+    /// (a pack being written has its index renamed in last; one being
+    /// removed loses its index first: either way, skipped).
+    fn open(&self) -> io::Result<Option<Arc<Pack>>> {
+        if let Some(pack) = self.opened.get() {
+            return Ok(pack.clone());
+        }
+        let pack = Pack::open(&self.idx, &self.pack)?.map(Arc::new);
+        Ok(self.opened.get_or_init(|| pack).clone())
+    }
 }
 
 /// A pack and its version-2 index, read by offset (never whole).
