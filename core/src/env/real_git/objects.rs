@@ -209,7 +209,7 @@ impl Objects {
                 },
             ));
         }
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
         let found = Arc::new(found.into_iter().map(|(_, slot)| slot).collect::<Vec<_>>());
         *packs = Some(found.clone());
         Ok(found)
