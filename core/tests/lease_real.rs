@@ -82,3 +82,57 @@ fn renewals_keep_the_newest_seventeen_versions() {
     assert_eq!(present, (14..=30).collect::<Vec<u64>>());
     assert_eq!(current(&env, &election).unwrap().unwrap().seq, 30);
 }
+
+#[test]
+fn a_released_lease_is_taken_at_the_next_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = RealEnv::new().unwrap();
+    let election = Election::new(dir.path().join("e"));
+    let timing = LeaseTiming::from_lease(Duration::from_secs(60));
+    let mut a = Challenger::new(&env, &election, "a", timing).unwrap();
+    let held = a.attempt().unwrap().expect("free");
+    let mut b = Challenger::new(&env, &election, "b", timing).unwrap();
+    assert!(b.attempt().unwrap().is_none(), "held by a");
+    held.release().unwrap();
+    let record = current(&env, &election).unwrap().unwrap();
+    assert!(record.holder.is_empty(), "released: {record:?}");
+    // Not a lease's duration later: at once.
+    let taken = b.attempt().unwrap().expect("a free lease is taken at once");
+    assert_eq!(taken.record.holder, "b");
+    assert_eq!(taken.epoch(), record.epoch + 1);
+}
+
+#[test]
+fn a_challenger_times_the_silence_from_the_last_version_it_saw() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = RealEnv::new().unwrap();
+    let election = Election::new(dir.path().join("e"));
+    let timing = LeaseTiming::from_lease(Duration::from_millis(300));
+    let mut a = Challenger::new(&env, &election, "a", timing).unwrap();
+    let mut held = a.attempt().unwrap().expect("free");
+    let mut b = Challenger::new(&env, &election, "b", timing).unwrap();
+    assert!(
+        b.attempt().unwrap().is_none(),
+        "b starts watching version 1"
+    );
+    assert!(held.renew().unwrap(), "version 2");
+    assert!(
+        b.attempt().unwrap().is_none(),
+        "a new version: watched afresh"
+    );
+    // a stops renewing (as if dead); b takes over once version 2 has been
+    // unchanged for the lease's duration.
+    let started = std::time::Instant::now();
+    let taken = loop {
+        if let Some(t) = b.attempt().unwrap() {
+            break t;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never taken over"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(taken.record.holder, "b");
+}
