@@ -203,6 +203,39 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_token_carries_both_random_words() {
+        struct Counting(std::cell::Cell<u64>);
+        impl Random for Counting {
+            fn random_u64(&self) -> u64 {
+                self.0.set(self.0.get() + 1);
+                self.0.get()
+            }
+        }
+        assert_eq!(
+            Token::random(&Counting(Default::default())),
+            Token((1 << 64) | 2)
+        );
+    }
+
+    #[test]
+    fn padding_fills_exactly_one_slot() {
+        for record in [
+            &b"{}\n"[..],
+            &[b'x'; SLOT_LEN - 2][..],
+            &[b'x'; SLOT_LEN - 1][..],
+        ] {
+            let p = padded(record);
+            assert_eq!(p.len(), SLOT_LEN, "{}", record.len());
+            assert!(p.ends_with(b"\n"));
+        }
+    }
+
+    #[test]
+    fn an_owner_shows_its_pid_host_and_instance() {
+        assert_eq!(record().to_string(), "pid 4242 on devbox (agent-1)");
+    }
+
+    #[test]
     fn record_round_trips_through_bytes() {
         let r = record();
         assert_eq!(OwnerRecord::parse(&r.to_bytes()), Ok(r));
