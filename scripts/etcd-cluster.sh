@@ -7,7 +7,9 @@
 # DIR/mI, and its pid in DIR/mI.pid. `start` returns once every member
 # answers /health; `endpoints` prints the client URLs, comma-separated (what
 # --endpoints and BATON_ETCD_ENDPOINTS take); `stop` kills the members and
-# removes DIR. Needs etcd (Debian: apt-get install etcd-server).
+# removes what `start` made in DIR (and DIR, if that leaves it empty):
+# never anything else a mistyped DIR may hold. Needs etcd (Debian:
+# apt-get install etcd-server).
 set -euo pipefail
 cmd=${1:?usage: etcd-cluster.sh start|stop|endpoints DIR [BASE_PORT]}
 dir=${2:?a directory}
@@ -55,8 +57,13 @@ stop)
   for i in 0 1 2; do
     [ -f "$dir/m$i.pid" ] && kill -CONT "$(cat "$dir/m$i.pid")" 2>/dev/null || true
     [ -f "$dir/m$i.pid" ] && kill -9 "$(cat "$dir/m$i.pid")" 2>/dev/null || true
+    # A member's data directory is etcd's (it holds member/); anything
+    # else by that name is left alone.
+    if [ -d "$dir/m$i/member" ] && [ ! -L "$dir/m$i" ]; then rm -rf "$dir/m$i"; fi
+    rm -f "$dir/m$i.pid" "$dir/m$i.log"
   done
-  rm -rf "$dir"
+  rm -f "$dir/base"
+  rmdir "$dir" 2>/dev/null || true
   ;;
 endpoints)
   endpoints

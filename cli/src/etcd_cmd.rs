@@ -90,15 +90,6 @@ pub fn refuse(given: bool, option: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn deadline(wait: baton_core::lock::Wait) -> Option<Instant> {
-    use baton_core::lock::Wait;
-    match wait {
-        Wait::No => Some(Instant::now()),
-        Wait::For(d) => Some(Instant::now() + d),
-        Wait::Forever => None,
-    }
-}
-
 /// How often a holder checks its lease while the command runs.
 fn check_every(session: &Session) -> Duration {
     (session.ttl() / 20).max(Duration::from_millis(50))
@@ -158,15 +149,7 @@ pub fn lock(
     let prefix = lock_prefix(name);
     let started = Instant::now();
     let place = queue::join(&session, &prefix, id.as_bytes()).map_err(queue_error)?;
-    let until = deadline(wait);
-    let first = loop {
-        match queue::wait_first(&session, &prefix, &place, until) {
-            // Between raft leaders: wait on while the lease holds.
-            Err(QueueError::Etcd(EtcdError::Unreachable { .. })) if session.valid() => continue,
-            other => break other.map_err(queue_error)?,
-        }
-    };
-    if !first {
+    if !queue::wait_first(&session, &prefix, &place, queue::deadline(wait)).map_err(queue_error)? {
         queue::leave(&session, &place)?;
         session.close()?;
         say(
@@ -319,8 +302,7 @@ pub fn claim(
     let holders = loop {
         match claims::claim(&session, namespace, id, task, paths)? {
             Ok(()) => break None,
-            Err(holders) if until.is_some_and(|u| Instant::now() < u) => {
-                let _ = holders;
+            Err(_) if until.is_some_and(|u| Instant::now() < u) => {
                 std::thread::park_timeout(Duration::from_millis(100));
             }
             Err(holders) => break Some(holders),

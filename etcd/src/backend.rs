@@ -3,13 +3,13 @@
 //! is revoking that lease, and losing it is the lease lapsing.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use baton_core::backend::{Backend, BackendError, Holder, LeaderView};
 use baton_core::lock::Wait;
 
-use crate::client::{Client, EtcdError};
-use crate::queue::{self, Place, QueueError};
+use crate::client::Client;
+use crate::queue::{self, Place};
 use crate::session::Session;
 use crate::{claims, election_prefix, fence, lock_prefix};
 
@@ -41,24 +41,14 @@ impl EtcdBackend {
         let session =
             Session::open(self.client.clone(), self.ttl, true).map_err(BackendError::new)?;
         let place = queue::join(&session, prefix, id.as_bytes()).map_err(BackendError::new)?;
-        let deadline = match wait {
-            Wait::No => Some(Instant::now()),
-            Wait::For(d) => Some(Instant::now() + d),
-            Wait::Forever => None,
-        };
-        loop {
-            match queue::wait_first(&session, prefix, &place, deadline) {
-                Ok(true) => return Ok(Some((session, place))),
-                Ok(false) => {
-                    queue::leave(&session, &place).map_err(BackendError::new)?;
-                    session.close().map_err(BackendError::new)?;
-                    return Ok(None);
-                }
-                // Between raft leaders: wait on while the lease holds.
-                Err(QueueError::Etcd(EtcdError::Unreachable { .. })) if session.valid() => {}
-                Err(e) => return Err(BackendError::new(e)),
-            }
+        if queue::wait_first(&session, prefix, &place, queue::deadline(wait))
+            .map_err(BackendError::new)?
+        {
+            return Ok(Some((session, place)));
         }
+        queue::leave(&session, &place).map_err(BackendError::new)?;
+        session.close().map_err(BackendError::new)?;
+        Ok(None)
     }
 
     fn leave(&self, (session, place): (Session, Place)) -> Result<(), BackendError> {

@@ -35,7 +35,7 @@
 //!
 //! etcd serves its v3 API as JSON over plain HTTP (`/v3/...`) beside gRPC.
 //! The gRPC client (`etcd-client`, on tonic) needs `protoc` at build time
-//! and some eighty crates; the gateway needs a hundred lines of HTTP/1.1
+//! and some eighty crates; the gateway needs under two hundred lines of HTTP/1.1
 //! ([`http`]) and serde_json, which baton has. Watches stream over it as
 //! newline-separated JSON. What it costs: a connection per request
 //! (loopback or LAN round trips, next to a consensus write's disk sync) and

@@ -66,7 +66,10 @@ fn first_kv(responses: &Value) -> Option<Kv> {
 }
 
 /// Waits until `place` is first in its line (true) or `deadline` passes
-/// (false; the place is kept: [`leave`] it).
+/// (false; the place is kept: [`leave`] it). While the cluster answers
+/// nothing (between raft leaders) it waits on as long as the session's
+/// lease holds and the deadline allows; past the lease, that error is
+/// returned.
 pub fn wait_first(
     session: &Session,
     prefix: &[u8],
@@ -74,39 +77,70 @@ pub fn wait_first(
     deadline: Option<Instant>,
 ) -> Result<bool, QueueError> {
     loop {
-        if !session.valid() {
+        match look(session, prefix, place, deadline) {
+            Err(QueueError::Etcd(EtcdError::Unreachable { .. }))
+                if session.valid() && deadline.is_none_or(|d| Instant::now() < d) => {}
+            Err(QueueError::Etcd(EtcdError::Unreachable { .. })) if session.valid() => {
+                return Ok(false);
+            }
+            Ok(None) => {}
+            other => return other.map(|first| first.unwrap_or(false)),
+        }
+    }
+}
+
+/// One look at the line and, unless first, one slice of watching the key
+/// before ours: `Some(true)` first, `Some(false)` past the deadline,
+/// `None` to look again.
+fn look(
+    session: &Session,
+    prefix: &[u8],
+    place: &Place,
+    deadline: Option<Instant>,
+) -> Result<Option<bool>, QueueError> {
+    if !session.valid() {
+        return Err(QueueError::Lost);
+    }
+    let (before, revision) = session.client().predecessor(prefix, place.revision)?;
+    let Some(before) = before else {
+        // First, if still in line at all (a lease that expired took
+        // the key with it).
+        let (kvs, _) = session.client().range_prefix(&place.key)?;
+        if !kvs
+            .iter()
+            .any(|kv| kv.key == place.key && kv.create_revision == place.revision)
+        {
             return Err(QueueError::Lost);
         }
-        let (before, revision) = session.client().predecessor(prefix, place.revision)?;
-        let Some(before) = before else {
-            // First, if still in line at all (a lease that expired took
-            // the key with it).
-            let (kvs, _) = session.client().range_prefix(&place.key)?;
-            if !kvs
-                .iter()
-                .any(|kv| kv.key == place.key && kv.create_revision == place.revision)
-            {
-                return Err(QueueError::Lost);
+        return Ok(Some(true));
+    };
+    // Watch in slices, so a lapsed lease is noticed while waiting.
+    let slice = session.ttl() / 3;
+    let wait = match deadline {
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(Some(false));
             }
-            return Ok(true);
-        };
-        // Watch in slices, so a lapsed lease is noticed while waiting.
-        let slice = session.ttl() / 3;
-        let wait = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(false);
-                }
-                left.min(slice)
-            }
-            None => slice,
-        };
-        session.client().wait_deleted(
-            &before.key,
-            revision + 1,
-            wait.max(Duration::from_millis(10)),
-        )?;
+            left.min(slice)
+        }
+        None => slice,
+    };
+    session.client().wait_deleted(
+        &before.key,
+        revision + 1,
+        wait.max(Duration::from_millis(10)),
+    )?;
+    Ok(None)
+}
+
+/// When a wait per `wait` runs out (`None`: never).
+pub fn deadline(wait: baton_core::lock::Wait) -> Option<Instant> {
+    use baton_core::lock::Wait;
+    match wait {
+        Wait::No => Some(Instant::now()),
+        Wait::For(d) => Some(Instant::now() + d),
+        Wait::Forever => None,
     }
 }
 

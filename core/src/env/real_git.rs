@@ -91,7 +91,9 @@ pub fn program() -> &'static Path {
     })
 }
 
-fn is_executable(path: &Path) -> bool {
+/// A regular file (through symlinks) with an executable bit: a program on
+/// `PATH`, or a hook git would run.
+pub(super) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

@@ -37,6 +37,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::is_executable;
 use super::objects::{self, Id, Kind, Objects};
 use crate::env::git::{Change, Entry, Oid, Staged};
 
@@ -601,10 +602,6 @@ fn full_path(prefix: &[u8], name: &[u8]) -> Result<String, Defer> {
     }
     path.extend_from_slice(name);
     String::from_utf8(path).or_else(|_| defer("a non-UTF-8 path"))
-}
-
-pub(super) fn is_executable(path: &Path) -> bool {
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// A regular file's bytes, read without following a symlink swapped in

@@ -14,7 +14,8 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::inprocess::{Defer, InProcess, Settings, defer, is_executable};
+use super::inprocess::{Defer, InProcess, Settings, defer};
+use super::is_executable;
 use super::objects::{self, Id};
 
 impl InProcess {
