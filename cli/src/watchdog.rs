@@ -12,11 +12,18 @@
 //! command too; on resuming, the watchdog kills it at once, and the fenced
 //! append catches what it may do first.) If `baton` dies, the pipe closes
 //! and the watchdog kills the command, as the parent-death signal does.
+//!
+//! The watchdog kills through a pidfd that `baton` opened on its own
+//! child before reaping it, passed as the watchdog's stdout (which it
+//! never writes): once the command has exited, the signal goes nowhere,
+//! even if its pid has been given to another process. Where pidfds are
+//! not available (Linux before 5.3) it falls back to the pid.
 
 // The watchdog's deadline is real time on this host, by design.
 #![allow(clippy::disallowed_methods)]
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsFd;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -35,12 +42,17 @@ impl Watchdog {
     /// `trusted` from now.
     pub fn start(pid: u32, trusted: Duration) -> anyhow::Result<Watchdog> {
         let exe = std::env::current_exe().context("find baton's own executable")?;
+        // The command is our child and not yet reaped: this pidfd names it
+        // and nothing else, whatever happens to its pid later.
+        let target = rustix::process::Pid::from_raw(pid as i32)
+            .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok())
+            .map_or_else(Stdio::null, Stdio::from);
         let mut process = Command::new(exe)
             .arg("__watchdog")
             .arg(pid.to_string())
             .arg(trusted.as_millis().to_string())
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(target)
             .spawn()
             .context("start the watchdog")?;
         let to = process.stdin.take().context("the watchdog's pipe")?;
@@ -101,6 +113,14 @@ pub fn run(pid: i32, first_ms: u64) -> anyhow::Result<crate::exit::Exit> {
             }
         }
     }
-    let _ = rustix::process::kill_process(target, rustix::process::Signal::KILL);
+    let pidfd = std::io::stdout();
+    match rustix::process::pidfd_send_signal(pidfd.as_fd(), rustix::process::Signal::KILL) {
+        // Not a pidfd (none could be opened): the pid it is.
+        Err(e) if e == rustix::io::Errno::BADF || e == rustix::io::Errno::INVAL => {
+            let _ = rustix::process::kill_process(target, rustix::process::Signal::KILL);
+        }
+        // Killed, or already gone: either way nothing else is hit.
+        _ => {}
+    }
     Ok(crate::exit::Exit::Ok)
 }
