@@ -19,7 +19,7 @@ use baton_core::env::{
 use crate::fault::{Fault, Site};
 use crate::fs::{EIO, OfdId, SimFs};
 use crate::kernel::{CALL_NS, Guard, PState, Shared, Unwind, Yield};
-use crate::oracle::Finding;
+use crate::oracle::{Finding, Oracle};
 
 /// One simulated process's handle on the kernel, with the yielder its
 /// coroutine suspends through.
@@ -1062,6 +1062,18 @@ impl Probe {
     /// Counts a rare path as covered (see [`crate::Report::marks`]).
     pub fn mark(&self, name: &str) {
         self.with(|k, _| k.mark(name));
+    }
+
+    /// Checks `check` against the filesystem and oracle as they are now,
+    /// from outside the simulated world (no call, no step): for invariants
+    /// on durable state that must hold the moment an operation returns,
+    /// such as a repository's history right after a commit, rather than
+    /// only when the run ends.
+    pub fn check(&self, check: impl FnOnce(&SimFs, &Oracle) -> Result<(), (Invariant, String)>) {
+        self.with(|k, _| {
+            let r = check(&k.fs, &k.oracle);
+            Self::outcome(k, r);
+        });
     }
 
     /// The scenario itself saw an invariant broken (a torn read, say).

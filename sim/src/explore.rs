@@ -40,7 +40,7 @@ pub struct Exploration {
 
 /// The next script after a run that met `choices`, or `None` when the
 /// space bounded by `max_preemptions` is exhausted.
-fn next_script(choices: &[(u32, u32)], max_preemptions: usize) -> Option<Vec<u32>> {
+pub(crate) fn next_script(choices: &[(u32, u32)], max_preemptions: usize) -> Option<Vec<u32>> {
     for i in (0..choices.len()).rev() {
         let (taken, options) = choices[i];
         let preemptions = choices[..i].iter().filter(|c| c.0 != 0).count() + 1;

@@ -13,6 +13,7 @@ use corosensei::stack::DefaultStack;
 
 use crate::clock::epoch;
 use crate::env::{Probe, SimEnv};
+use crate::explore::{MAX_PREEMPTIONS, next_script};
 use crate::fault::{FaultKinds, FaultPlan, Placed};
 use crate::fs::SimFs;
 use crate::kernel::{Event, Kernel, Limits, PState, Shared, Unwind, Yield};
@@ -642,6 +643,7 @@ pub fn shrink(scenario: &Scenario, failing: &Report) -> Report {
         s.fewer_faults();
         s.one_crash();
         s.fewer_preemptions();
+        s.shortest_schedule();
         if size(&s.best) == before || s.runs >= SHRINK_RUNS {
             break;
         }
@@ -690,14 +692,21 @@ impl Shrinker<'_> {
         if self.runs >= SHRINK_RUNS {
             return false;
         }
+        let before = size(&self.best);
+        self.try_run(c);
+        size(&self.best) < before
+    }
+
+    /// Runs `c`, keeping it if it is a smaller run breaking the same
+    /// invariant; returns its report either way.
+    fn try_run(&mut self, c: Config) -> Report {
         self.runs += 1;
         let r = run(self.scenario, &c, false);
         let same = r.violation.as_ref().map(|v| &v.finding) == Some(&self.finding);
-        let better = same && size(&r) < size(&self.best);
-        if better {
-            self.best = r;
+        if same && size(&r) < size(&self.best) {
+            self.best = r.clone();
         }
-        better
+        r
     }
 
     fn fewer_processes_or_rounds(&mut self) {
@@ -799,6 +808,36 @@ impl Shrinker<'_> {
                 ..c.clone()
             }) {
                 return;
+            }
+        }
+    }
+
+    /// Every schedule of the best run's shape and faults with at most
+    /// [`MAX_PREEMPTIONS`] preemptions, varying only choices made before
+    /// its violation: delta debugging only removes preemptions, so a
+    /// violation that needs one elsewhere (a waiter switched in earlier, say)
+    /// stays as long as the schedule it started from. Bounded like
+    /// exploration, and by what is left of the run budget.
+    fn shortest_schedule(&mut self) {
+        let base = Config {
+            strategy: StrategyKind::Dfs,
+            script: Vec::new(),
+            ..self.best.config.clone()
+        };
+        let mut script = Vec::new();
+        while self.runs < SHRINK_RUNS {
+            let r = self.try_run(Config {
+                script,
+                ..base.clone()
+            });
+            let horizon = self.best.violation.as_ref().map_or(0, |v| v.step);
+            let horizon = usize::try_from(horizon).unwrap_or(usize::MAX);
+            // Choice points come at most one a step: those past the best
+            // violation cannot make a shorter one.
+            let choices = &r.choices[..r.choices.len().min(horizon)];
+            match next_script(choices, MAX_PREEMPTIONS) {
+                Some(next) => script = next,
+                None => return,
             }
         }
     }

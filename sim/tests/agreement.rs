@@ -315,12 +315,13 @@ fn claims_shared_json_model_counterexample_double_claims_in_the_simulator() {
 }
 
 /// The commit models' actions as the field scenarios' calls: an edit is
-/// the read that starts it (the write follows before that process's next
-/// guided call), `git add` and `git commit` are one git command each, and
-/// the seed's lock is its kernel lock.
+/// the in-place save's last call, which trims the file to what was written
+/// (nothing else in those scenarios sets a length), `git add` and `git
+/// commit` are one git command each, and the seed's lock is its kernel
+/// lock.
 fn commit_site(action: &str) -> Site {
     match action {
-        "EditOwn" | "EditShared" => Site::Rename,
+        "EditOwn" | "EditShared" => Site::SetLen,
         "Add" | "Commit" => Site::Git,
         "Lock" => Site::TryLock,
         other => panic!("unmapped model action {other}"),
@@ -348,7 +349,7 @@ fn commit_models_counterexamples_cross_commits_in_the_simulator() {
             .trace
             .iter()
             .filter(|l| {
-                ["rename(", "try_lock(", "git add", "git commit"]
+                ["set_len(", "try_lock(", "git add", "git commit"]
                     .iter()
                     .any(|c| l.contains(c))
             })
