@@ -304,20 +304,25 @@ pub fn prepare_dir<E: Env>(env: &E, repo: &Repo) -> Result<(), IoFailure> {
     Ok(())
 }
 
-/// Message cleanup as `git commit`'s default: trailing whitespace and
-/// blank lines at either end dropped, one final newline.
+/// Message cleanup as `git commit -m` does it (`git stripspace`): trailing
+/// whitespace dropped, blank lines at either end dropped and runs of them
+/// inside made one, one final newline.
 pub fn clean_message(message: &str) -> String {
-    let lines: Vec<&str> = message.lines().map(str::trim_end).collect();
-    let first = lines.iter().position(|l| !l.is_empty());
-    let last = lines.iter().rposition(|l| !l.is_empty());
-    match (first, last) {
-        (Some(a), Some(b)) => {
-            let mut out = lines[a..=b].join("\n");
-            out.push('\n');
-            out
+    let mut out = String::new();
+    let mut blank_before = false;
+    for line in message.lines().map(str::trim_end) {
+        if line.is_empty() {
+            blank_before = !out.is_empty();
+            continue;
         }
-        _ => String::new(),
+        if blank_before {
+            out.push('\n');
+            blank_before = false;
+        }
+        out.push_str(line);
+        out.push('\n');
     }
+    out
 }
 
 /// Removes `path`, which this process made; it may never have been.

@@ -1,0 +1,265 @@
+//! The scoped commit's checks and housekeeping on real repositories, as a
+//! library user meets them: how scope paths are named and refused, what
+//! stops a commit before anything is written, what `pending` reports, and
+//! what `$GIT_DIR/baton/` may hold.
+#![allow(clippy::disallowed_methods)]
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::process::Command;
+
+use baton_core::commit::{
+    self, CommitError, Request, check_files, check_quiet, clean_message, ensure_dir, normalise,
+    pending, prepare_dir,
+};
+use baton_core::env::Processes;
+use baton_core::env::git::{Git, Repo};
+use baton_core::env::real::RealEnv;
+use baton_core::env::real_git::CliGit;
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A repository with one commit of `a.txt` and `src/b.txt`.
+fn repo() -> (tempfile::TempDir, RealEnv, CliGit, Repo) {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    git(d, &["init", "-q", "-b", "main"]);
+    git(d, &["config", "user.name", "Scoped"]);
+    git(d, &["config", "user.email", "scoped@example.com"]);
+    git(d, &["config", "commit.gpgSign", "false"]);
+    fs::write(d.join("a.txt"), "a\n").unwrap();
+    fs::create_dir(d.join("src")).unwrap();
+    fs::write(d.join("src/b.txt"), "b\n").unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-q", "-m", "first"]);
+    let env = RealEnv::new().unwrap();
+    let cli = CliGit::new(d);
+    let repo = cli.repo().unwrap();
+    (tmp, env, cli, repo)
+}
+
+fn baton_dir(repo: &Repo) -> std::path::PathBuf {
+    repo.git_dir.join("baton")
+}
+
+#[test]
+fn scope_paths_are_named_from_the_top_and_refused_where_they_cannot_be_committed() {
+    let (tmp, env, _cli, repo) = repo();
+    let top = &repo.work_tree;
+    let n = |cwd: &Path, p: &str| normalise(&env, top, cwd, Path::new(p));
+    assert_eq!(n(top, "a.txt").unwrap(), "a.txt");
+    assert_eq!(n(&top.join("src"), "b.txt").unwrap(), "src/b.txt");
+    assert_eq!(n(top, "./src/../a.txt").unwrap(), "a.txt");
+    // Not there yet: named as spelt past what exists.
+    assert_eq!(n(top, "new/dir/c.txt").unwrap(), "new/dir/c.txt");
+    // A symlinked directory is resolved; a symlink as the last component
+    // is committed as a link, so it stays.
+    symlink(top.join("src"), top.join("via")).unwrap();
+    symlink("a.txt", top.join("alias")).unwrap();
+    assert_eq!(n(top, "via/b.txt").unwrap(), "src/b.txt");
+    assert_eq!(n(top, "alias").unwrap(), "alias");
+    let why = |p: &str| match n(top, p) {
+        Err(CommitError::BadPath { why, .. }) => why,
+        other => panic!("{p}: {other:?}"),
+    };
+    assert!(why("..").contains("outside"), "{}", why(".."));
+    assert!(why("../elsewhere.txt").contains("outside"));
+    assert!(why(".").contains("top"));
+    assert!(why(".git/config").contains("git directory"));
+    assert!(why("src/.git/x").contains("git directory"));
+    assert!(why("a\nb.txt").contains("control"));
+    // Past a regular file nothing can exist: an error, not a name.
+    match n(top, "a.txt/inside/x") {
+        Err(CommitError::Io(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    drop(tmp);
+}
+
+#[test]
+fn a_merge_rebase_cherry_pick_revert_or_bisect_in_progress_stops_a_commit() {
+    let (_tmp, env, _cli, repo) = repo();
+    check_quiet(&env, &repo).unwrap();
+    for (file, what) in [
+        ("MERGE_HEAD", "a merge"),
+        ("rebase-merge", "a rebase"),
+        ("CHERRY_PICK_HEAD", "a cherry-pick"),
+        ("BISECT_LOG", "a bisect"),
+    ] {
+        let path = repo.git_dir.join(file);
+        fs::write(&path, "x").unwrap();
+        match check_quiet(&env, &repo) {
+            Err(CommitError::InProgress { what: w, .. }) => assert_eq!(w, what),
+            other => panic!("{file}: {other:?}"),
+        }
+        fs::remove_file(&path).unwrap();
+    }
+    // What cannot be inspected is an error, not "nothing in progress".
+    let blocked = Repo {
+        git_dir: repo.work_tree.join("a.txt"),
+        ..repo.clone()
+    };
+    assert!(matches!(
+        check_quiet(&env, &blocked),
+        Err(CommitError::Io(_))
+    ));
+}
+
+#[test]
+fn a_directory_in_the_scope_is_refused_and_files_are_not() {
+    let (_tmp, env, _cli, repo) = repo();
+    check_files(&env, &repo, &["a.txt".into(), "missing.txt".into()]).unwrap();
+    match check_files(&env, &repo, &["a.txt".into(), "src".into()]) {
+        Err(CommitError::BadPath { path, why }) => {
+            assert_eq!(path, "src");
+            assert!(why.contains("directory"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn pending_lists_what_a_commit_of_the_scope_would_change_and_leaves_nothing_behind() {
+    let (_tmp, env, cli, repo) = repo();
+    let head = cli.head(&repo).unwrap();
+    let scope = vec!["a.txt".to_owned(), "src/b.txt".to_owned()];
+    assert!(
+        pending(&env, &cli, &repo, &head, &scope)
+            .unwrap()
+            .is_empty()
+    );
+    fs::write(repo.work_tree.join("a.txt"), "changed\n").unwrap();
+    fs::write(repo.work_tree.join("other.txt"), "not in scope\n").unwrap();
+    let changes = pending(&env, &cli, &repo, &head, &scope).unwrap();
+    assert_eq!(
+        changes.iter().map(|c| c.path.as_str()).collect::<Vec<_>>(),
+        ["a.txt"]
+    );
+    // Its private index is gone again.
+    let left: Vec<_> = fs::read_dir(baton_dir(&repo))
+        .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn the_private_directory_is_made_once_and_never_taken_from_a_symlink_or_file() {
+    let (tmp, env, _cli, _repo) = repo();
+    let dir = tmp.path().join("made");
+    assert!(ensure_dir(&env, &dir).unwrap());
+    assert!(!ensure_dir(&env, &dir).unwrap());
+    assert!(dir.is_dir());
+    let elsewhere = tmp.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    symlink(&elsewhere, tmp.path().join("link")).unwrap();
+    assert!(ensure_dir(&env, &tmp.path().join("link")).is_err());
+    fs::write(tmp.path().join("file"), "x").unwrap();
+    assert!(ensure_dir(&env, &tmp.path().join("file")).is_err());
+    // Its parent missing: an error, not a directory claimed made.
+    assert!(ensure_dir(&env, &tmp.path().join("no/such")).is_err());
+}
+
+#[test]
+fn a_dead_commits_leftovers_are_removed_and_a_live_ones_and_strangers_kept() {
+    let (_tmp, env, _cli, repo) = repo();
+    let dir = baton_dir(&repo);
+    // Made on first use: nothing to sweep.
+    prepare_dir(&env, &repo).unwrap();
+    assert!(dir.is_dir());
+    let me = env.identity();
+    let live = format!("index.{}.{}.0000abcd", me.pid, me.start_time);
+    let dead = [
+        // pid 0 never runs a commit; u32::MAX-ish pids do not exist.
+        "index.4194999.12345.00000001".to_owned(),
+        "msg.4194999.12345.00000002".to_owned(),
+        // Our pid, another start: a reused pid.
+        format!("index.{}.{}.00000003", me.pid, me.start_time + 1),
+    ];
+    let strangers = ["notes.txt", "index.abc.def.0", "msg.1", "other.1.2.3"];
+    for name in dead.iter().chain([&live]) {
+        fs::write(dir.join(name), "x").unwrap();
+    }
+    for name in strangers {
+        fs::write(dir.join(name), "x").unwrap();
+    }
+    prepare_dir(&env, &repo).unwrap();
+    for name in &dead {
+        assert!(!dir.join(name).exists(), "{name} left");
+    }
+    assert!(dir.join(&live).exists());
+    for name in strangers {
+        assert!(dir.join(name).exists(), "{name} removed");
+    }
+}
+
+#[test]
+fn only_a_lost_race_is_worth_retrying_and_messages_are_cleaned_as_git_does() {
+    let busy = CommitError::Busy {
+        target: "refs/heads/main".into(),
+        attempts: 3,
+    };
+    assert!(busy.is_busy());
+    assert!(!CommitError::EmptyMessage.is_busy());
+    assert!(!CommitError::Nothing(vec!["a".into()]).is_busy());
+    // As `git stripspace`: leading whitespace kept, trailing dropped,
+    // blank runs made one, none at either end.
+    assert_eq!(
+        clean_message("\n\n  subject  \n\n\n\nbody\t\n\n"),
+        "  subject\n\nbody\n"
+    );
+    assert_eq!(clean_message("one"), "one\n");
+    assert_eq!(clean_message(" \n\t\n"), "");
+}
+
+#[test]
+fn a_commit_takes_exactly_its_scope_whatever_else_is_staged() {
+    let (_tmp, env, cli, repo) = repo();
+    let top = repo.work_tree.clone();
+    fs::write(top.join("a.txt"), "mine\n").unwrap();
+    fs::write(top.join("src/b.txt"), "someone else's, staged\n").unwrap();
+    git(&top, &["add", "src/b.txt"]);
+    let scope = vec!["a.txt".to_owned()];
+    let req = Request {
+        paths: &scope,
+        message: "mine only",
+        allow_empty: false,
+        detach_ok: false,
+        verify: true,
+        attempts: commit::ATTEMPTS,
+    };
+    let done = commit::commit(&env, &cli, &repo, &req).unwrap();
+    assert_eq!(
+        done.changes
+            .iter()
+            .map(|c| c.path.as_str())
+            .collect::<Vec<_>>(),
+        ["a.txt"]
+    );
+    assert_eq!(done.attempts, 1);
+    assert_eq!(done.target, "refs/heads/main");
+    // Again: nothing left to commit in that scope.
+    match commit::commit(&env, &cli, &repo, &req) {
+        Err(CommitError::Nothing(p)) => assert_eq!(p, scope),
+        other => panic!("{other:?}"),
+    }
+    let empty = Request {
+        message: " \n",
+        ..req.clone()
+    };
+    assert!(matches!(
+        commit::commit(&env, &cli, &repo, &empty),
+        Err(CommitError::EmptyMessage)
+    ));
+}
