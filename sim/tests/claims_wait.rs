@@ -51,8 +51,7 @@ fn waits(seeds: u64) -> Vec<Duration> {
         let report = run(&s, &s.config(StrategyKind::Random, seed), false);
         assert!(report.violation.is_none(), "{:?}", report.violation);
     }
-    let out = seen.lock().unwrap().clone();
-    out
+    seen.lock().unwrap().clone()
 }
 
 #[test]
