@@ -360,6 +360,9 @@ fn what_is_not_a_claim_in_the_directory_is_left_alone() {
     fs::create_dir(claims.dir.join("dir.claim")).unwrap();
     fs::write(claims.dir.join("notes.claim"), "a user's notes").unwrap();
     fs::write(claims.dir.join("README"), "not a claim name").unwrap();
+    // Larger than any record baton writes: not read whole, not a claim.
+    let big = [b"{\"baton\":1,".as_slice(), &vec![b' '; 200_000]].concat();
+    fs::write(claims.dir.join("big.claim"), &big).unwrap();
     assert!(claims.status(&env).unwrap().is_empty());
     let got = claims
         .claim(&env, &paths(&["y"]), &attached("me"), Wait::No)
@@ -372,6 +375,7 @@ fn what_is_not_a_claim_in_the_directory_is_left_alone() {
         fs::read_to_string(claims.dir.join("notes.claim")).unwrap(),
         "a user's notes"
     );
+    assert_eq!(fs::read(claims.dir.join("big.claim")).unwrap(), big);
     // Claiming the very name a symlink sits at is refused, not followed.
     let link_path = "link";
     assert_eq!(claims.file_for(link_path), claims.dir.join("link.claim"));

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use baton_core::catalogue::Invariant;
 use baton_core::claims::{ClaimRecord, Claimant, Claimed, Claims};
+use baton_core::env::{Clock, Fs, Random};
 use baton_core::lock::Wait;
 use baton_sim::{FaultKinds, StrategyKind, run};
 
@@ -153,4 +154,81 @@ fn claims_under_io_errors_never_take_an_error_for_an_absent_claim() {
     }
     // Not vacuous: errors were injected into the claims' calls.
     assert!(errors_met > 100, "{errors_met}");
+}
+
+#[test]
+fn claims_do_not_fail_because_a_person_removed_claim_files_meanwhile() {
+    let mut vanished_mid_call = 0;
+    for seed in 0..600 {
+        let mut s = baton_sim::Scenario::new("claims-rm", 2, move |env, probe, role| {
+            let c = claims();
+            if role.index == 1 {
+                // A person's `rm`, at a random moment, of a dead claim and
+                // of a live one.
+                for name in ["torn.claim", &file_name(&c, "mine")] {
+                    let nap = env.random_u64() % 3_000;
+                    env.sleep(Duration::from_micros(nap));
+                    let _ = env.remove_file(&Path::new(DIR).join(name));
+                }
+                return;
+            }
+            let me = Claimant {
+                id: "me".into(),
+                task: "t".into(),
+                ttl: None,
+            };
+            let before = probe.injected();
+            match c.claim(env, &["free".into()], &me, Wait::No) {
+                Ok(Claimed::All(h)) => drop(h),
+                Ok(Claimed::Conflict { .. }) => {
+                    probe.violated(Invariant::Claims, "a free path was found claimed")
+                }
+                Err(e) => probe.error_seen(before, "claim", &e),
+            }
+            match c.claim(env, &["held/x".into()], &me, Wait::No) {
+                Ok(Claimed::All(_)) => {
+                    probe.violated(Invariant::Claims, "a held path was claimed again")
+                }
+                Ok(Claimed::Conflict { .. }) => {}
+                Err(e) => probe.error_seen(before, "claim", &e),
+            }
+            match c.release(env, "mine", None, false) {
+                Ok(gone) if !gone.is_empty() => probe.mark("released"),
+                Ok(_) => probe.mark("removed-before"),
+                Err(e) => probe.error_seen(before, "release", &e),
+            }
+        });
+        s.setup = Box::new(|fs| {
+            let t = std::time::UNIX_EPOCH;
+            fs.create_dir(Path::new("/w"), t).unwrap();
+            fs.create_dir(Path::new(DIR), t).unwrap();
+            let c = claims();
+            fs.put(&c.file_for("held"), &remote("held", "other"), t)
+                .unwrap();
+            fs.put(&c.file_for("mine"), &remote("mine", "mine"), t)
+                .unwrap();
+            fs.put(&Path::new(DIR).join("torn.claim"), b"", t).unwrap();
+        });
+        let report = run(&s, &s.config(StrategyKind::Random, seed), true);
+        assert!(
+            report.violation.is_none(),
+            "seed {seed}: {:?}",
+            report.violation
+        );
+        // The rm landed inside one of baton's calls on that file: between
+        // its listing the directory and its removing the file.
+        vanished_mid_call += u32::from(report.trace.iter().any(|l| {
+            (l.contains("open(/w/claims/") || l.contains("remove_file(/w/claims/"))
+                && l.contains("ENOENT")
+        }));
+    }
+    assert!(vanished_mid_call > 20, "{vanished_mid_call}");
+}
+
+fn file_name(c: &Claims, path: &str) -> String {
+    c.file_for(path)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
 }
