@@ -636,4 +636,20 @@ mod tests {
         let long = "d/".repeat(200);
         assert!(file_name(&long).len() < 40);
     }
+
+    #[test]
+    fn claim_names_keep_what_is_safe_readable_and_encode_the_rest() {
+        // The names are what a person sees in `ls .baton/claims`.
+        assert_eq!(file_name("src/my_file-1.rs"), "src%2Fmy_file-1.rs.claim");
+        assert_eq!(file_name(".env"), "%2Eenv.claim");
+        assert_eq!(file_name("a b%"), "a%20b%25.claim");
+        assert_eq!(file_name("."), "%2E.claim");
+        // Long ones are hashed, each to its own name.
+        let a = "deep/".repeat(50) + "a.rs";
+        let b = "deep/".repeat(50) + "b.rs";
+        assert_ne!(file_name(&a), file_name(&b));
+        assert!(file_name(&a).starts_with("h-"));
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
 }

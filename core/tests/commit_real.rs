@@ -263,3 +263,144 @@ fn a_commit_takes_exactly_its_scope_whatever_else_is_staged() {
         Err(CommitError::EmptyMessage)
     ));
 }
+
+fn hook(repo: &Repo, name: &str, body: &str, executable: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(&repo.hooks).unwrap();
+    let path = repo.hooks.join(name);
+    fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    let mode = if executable { 0o755 } else { 0o644 };
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn last_message(repo: &Repo) -> String {
+    let out = Command::new("git")
+        .current_dir(&repo.work_tree)
+        .args(["log", "-1", "--format=%B"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+}
+
+fn request<'a>(scope: &'a [String], message: &'a str) -> Request<'a> {
+    Request {
+        paths: scope,
+        message,
+        allow_empty: false,
+        detach_ok: false,
+        verify: true,
+        attempts: commit::ATTEMPTS,
+    }
+}
+
+/// Edits `a.txt` again (so there is something to commit) and commits it.
+fn commit_a(
+    env: &RealEnv,
+    cli: &CliGit,
+    repo: &Repo,
+    req: &Request,
+) -> Result<commit::Committed, CommitError> {
+    let path = repo.work_tree.join("a.txt");
+    let mut body = fs::read_to_string(&path).unwrap();
+    body.push_str("more\n");
+    fs::write(&path, body).unwrap();
+    commit::commit(env, cli, repo, req)
+}
+
+#[test]
+fn hooks_run_as_git_commit_runs_them_and_no_verify_skips_them() {
+    let (_tmp, env, cli, repo) = repo();
+    let scope = vec!["a.txt".to_owned()];
+    // A failing pre-commit stops the commit.
+    hook(&repo, "pre-commit", "exit 3", true);
+    let tip = cli.head(&repo).unwrap().commit;
+    match commit_a(&env, &cli, &repo, &request(&scope, "blocked")) {
+        Err(CommitError::Hook { hook, status }) => {
+            assert_eq!(hook, "pre-commit");
+            assert_eq!(status, 3);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(cli.head(&repo).unwrap().commit, tip);
+    // --no-verify commits anyway.
+    let unverified = Request {
+        verify: false,
+        ..request(&scope, "unverified")
+    };
+    commit_a(&env, &cli, &repo, &unverified).unwrap();
+    assert_eq!(last_message(&repo), "unverified");
+    fs::remove_file(repo.hooks.join("pre-commit")).unwrap();
+
+    // commit-msg alone may edit the message.
+    hook(
+        &repo,
+        "commit-msg",
+        "echo 'Signed-off-by: hook' >> \"$1\"",
+        true,
+    );
+    commit_a(&env, &cli, &repo, &request(&scope, "signed")).unwrap();
+    assert_eq!(last_message(&repo), "signed\nSigned-off-by: hook");
+    fs::remove_file(repo.hooks.join("commit-msg")).unwrap();
+
+    // prepare-commit-msg alone too, and is told the message's source.
+    hook(&repo, "prepare-commit-msg", "echo \"[$2]\" >> \"$1\"", true);
+    commit_a(&env, &cli, &repo, &request(&scope, "prepared")).unwrap();
+    assert_eq!(last_message(&repo), "prepared\n[message]");
+
+    // A hook that is not executable is not run, as git skips it.
+    hook(&repo, "prepare-commit-msg", "echo never >> \"$1\"", false);
+    commit_a(&env, &cli, &repo, &request(&scope, "plain")).unwrap();
+    assert_eq!(last_message(&repo), "plain");
+
+    // A hook that empties the message stops the commit.
+    hook(&repo, "commit-msg", ": > \"$1\"", true);
+    let tip = cli.head(&repo).unwrap().commit;
+    assert!(matches!(
+        commit_a(&env, &cli, &repo, &request(&scope, "emptied")),
+        Err(CommitError::EmptyMessage)
+    ));
+    assert_eq!(cli.head(&repo).unwrap().commit, tip);
+    // Nothing of baton's is left in the git directory.
+    let left: Vec<_> = fs::read_dir(baton_dir(&repo))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| !n.to_string_lossy().starts_with("publish"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_detached_head_is_refused_unless_allowed_and_an_empty_commit_needs_asking() {
+    let (_tmp, env, cli, repo) = repo();
+    let scope = vec!["a.txt".to_owned()];
+    // Nothing changed: refused, unless an empty commit is asked for.
+    let empty = Request {
+        allow_empty: true,
+        ..request(&scope, "empty on purpose")
+    };
+    let done = commit::commit(&env, &cli, &repo, &empty).unwrap();
+    assert!(done.changes.is_empty());
+    assert_eq!(last_message(&repo), "empty on purpose");
+
+    git(&repo.work_tree, &["checkout", "-q", "--detach"]);
+    let tip = cli.head(&repo).unwrap().commit.unwrap();
+    match commit_a(&env, &cli, &repo, &request(&scope, "detached")) {
+        Err(CommitError::Detached(at)) => assert_eq!(at, tip),
+        other => panic!("{other:?}"),
+    }
+    let allowed = Request {
+        detach_ok: true,
+        ..request(&scope, "detached, allowed")
+    };
+    let done = commit_a(&env, &cli, &repo, &allowed).unwrap();
+    assert_eq!(done.target, "HEAD");
+    assert_eq!(done.parent.as_deref(), Some(tip.as_str()));
+    // The shared index was brought in line: git sees nothing to commit.
+    assert_eq!(done.index, baton_core::env::git::Refresh::Done);
+    let out = Command::new("git")
+        .current_dir(&repo.work_tree)
+        .args(["status", "--porcelain"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+}
