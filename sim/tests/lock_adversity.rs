@@ -1,0 +1,72 @@
+//! Exclusive-file mode against two adversities the catalogue's faults do
+//! not make: a lock file churned in perfect time (gone each time a waiter
+//! opens it, back each time it tries to publish), and a lock file nobody
+//! may read. A waiter must keep its bounds through the first and report
+//! the second, not wait it out.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton_core::env::Clock;
+use baton_core::lock::{self, LockError, LockOptions, Mode, Wait, sidecar_path};
+use baton_sim::fs::{EACCES, ENOENT};
+use baton_sim::{StrategyKind, run};
+
+const FILE: &str = "/w/resource";
+
+/// What one waiter's bounded acquire returned, and how long it took on
+/// virtual time, with opens of the lock file failing as `fails` says.
+fn acquire_against(errno: i32, times: u32, wait: Duration) -> (Result<bool, String>, Duration) {
+    let seen = Arc::new(Mutex::new(None));
+    let sink = Arc::clone(&seen);
+    let mut s = baton_sim::Scenario::new("lock-adversity", 1, move |env, _, _| {
+        let opts = LockOptions::new(Mode::File, Wait::For(wait));
+        let started = env.monotonic();
+        let got = match lock::acquire(env, Path::new(FILE), &opts, &mut |_| {}) {
+            Ok(Some(guard)) => {
+                let _ = guard.release();
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        let took = env.monotonic().saturating_since(started);
+        *sink.lock().unwrap() = Some((got.map_err(|e: LockError| e.to_string()), took));
+    });
+    s.setup = Box::new(move |fs| {
+        let t = std::time::UNIX_EPOCH;
+        fs.create_dir(Path::new("/w"), t).unwrap();
+        let lock = sidecar_path(Path::new(FILE));
+        // Someone's lock file is there (publishing finds the name taken)...
+        fs.put(&lock, b"", t).unwrap();
+        // ...and opening it fails.
+        fs.open_fails = Some((lock, errno, times));
+    });
+    let report = run(&s, &s.config(StrategyKind::Random, 0), false);
+    assert!(report.violation.is_none(), "{:?}", report.violation);
+    seen.lock().unwrap().take().expect("the waiter finished")
+}
+
+#[test]
+fn a_waiter_keeps_its_deadline_while_the_lock_file_churns() {
+    // Churned for far longer than the wait: 200,000 opens that find it gone.
+    let wait = Duration::from_millis(50);
+    let (got, took) = acquire_against(ENOENT, 200_000, wait);
+    assert_eq!(got, Ok(false), "a churned lock is not free");
+    // It may poll a bounded number of times between looks at its deadline
+    // (1,000, a few calls each, 20 us a call on virtual time): well under
+    // a second, where polling on without a look lasts the whole churn.
+    assert!(took >= wait);
+    assert!(took < Duration::from_secs(1), "overran its wait: {took:?}");
+}
+
+#[test]
+fn a_lock_file_nobody_may_read_is_reported_not_waited_out() {
+    let (got, took) = acquire_against(EACCES, u32::MAX, Duration::from_secs(30));
+    match got {
+        Err(e) => assert!(e.contains("resource") && e.contains("denied"), "{e}"),
+        Ok(v) => panic!("{v}: a lock file that cannot be read must be an error"),
+    }
+    assert!(took < Duration::from_secs(1), "{took:?}");
+}
