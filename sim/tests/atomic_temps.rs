@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use baton_core::atomic::{publish_new, sweep_temps, write_atomic, write_atomic_with};
-use baton_core::env::Fs;
+use baton_core::env::{Clock, Fs, Random};
 use baton_core::error::IoFailure;
 use baton_sim::{FaultKinds, StrategyKind, run};
 
@@ -181,4 +181,43 @@ fn a_sweep_that_cannot_remove_a_temp_says_so_and_one_that_succeeds_left_none() {
         refused > 0,
         "no unlink failed in 300 seeds: the test saw nothing"
     );
+}
+
+#[test]
+fn a_temp_a_person_removes_mid_sweep_is_not_an_error() {
+    // A person's `rm` of one leftover temp at a random moment while the
+    // sweep runs, no injected errors: the sweep must succeed whenever the
+    // temp vanished between its listing and its unlink.
+    const TEMP: &str = "/w/.state.json.0123456789abcdef0123456789abcdef.tmp";
+    let mut vanished_mid_sweep = 0;
+    for seed in 0..300 {
+        let outcome = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&outcome);
+        let mut s = baton_sim::Scenario::new("sweep-rm", 2, move |env, _, role| {
+            if role.index == 1 {
+                // A few steps of its own first (a sleep would wake too late
+                // for a sweep of three calls).
+                for _ in 0..env.random_u64() % 4 {
+                    env.monotonic();
+                }
+                let _ = env.remove_file(Path::new(TEMP));
+                return;
+            }
+            let swept = sweep_temps(env, Path::new("/w/state.json")).map_err(|e| e.to_string());
+            *sink.lock().unwrap() = Some(swept);
+        });
+        s.setup = Box::new(|fs| {
+            let t = std::time::UNIX_EPOCH;
+            fs.create_dir(Path::new("/w"), t).unwrap();
+            fs.put(Path::new("/w/state.json"), b"{}", t).unwrap();
+            fs.put(Path::new(TEMP), b"half", t).unwrap();
+        });
+        let report = run(&s, &s.config(StrategyKind::Random, seed), true);
+        let swept = outcome.lock().unwrap().take().expect("the sweep finished");
+        assert!(matches!(swept, Ok(0 | 1)), "seed {seed}: {swept:?}");
+        vanished_mid_sweep += u32::from(report.trace.iter().any(|l| {
+            l.contains(" p0 ") && l.contains("(/w/.state.json.") && l.ends_with("ENOENT")
+        }));
+    }
+    assert!(vanished_mid_sweep > 10, "{vanished_mid_sweep}");
 }
