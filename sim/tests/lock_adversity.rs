@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_core::env::Clock;
+use baton_core::env::{Clock, Fs, Random};
 use baton_core::lock::{self, LockError, LockOptions, Mode, Wait, sidecar_path};
 use baton_sim::fs::{EACCES, ENOENT};
 use baton_sim::{StrategyKind, run};
@@ -69,4 +69,44 @@ fn a_lock_file_nobody_may_read_is_reported_not_waited_out() {
         Ok(v) => panic!("{v}: a lock file that cannot be read must be an error"),
     }
     assert!(took < Duration::from_secs(1), "{took:?}");
+}
+
+#[test]
+fn a_release_after_a_person_removed_the_lock_file_says_lost_not_failed() {
+    let lock_path = sidecar_path(Path::new(FILE));
+    let mut vanished_at_release = 0;
+    for seed in 0..400 {
+        let outcome = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&outcome);
+        let target = lock_path.clone();
+        let mut s = baton_sim::Scenario::new("lock-rm", 2, move |env, _, role| {
+            if role.index == 1 {
+                // A person's `rm` of the lock file, a few steps in.
+                for _ in 0..env.random_u64() % 24 {
+                    env.monotonic();
+                }
+                let _ = env.remove_file(&target);
+                return;
+            }
+            let opts = LockOptions::new(Mode::File, Wait::For(Duration::from_secs(5)));
+            let guard = lock::acquire(env, Path::new(FILE), &opts, &mut |_| {})
+                .unwrap()
+                .expect("nobody else locks");
+            *sink.lock().unwrap() = Some(guard.release().map_err(|e| e.to_string()));
+        });
+        s.setup = Box::new(|fs| {
+            fs.create_dir(Path::new("/w"), std::time::UNIX_EPOCH)
+                .unwrap();
+        });
+        let report = run(&s, &s.config(StrategyKind::Random, seed), true);
+        assert!(report.violation.is_none(), "{:?}", report.violation);
+        let released = outcome.lock().unwrap().take().expect("released");
+        assert!(released.is_ok(), "seed {seed}: {released:?}");
+        vanished_at_release += u32::from(report.trace.iter().any(|l| {
+            l.contains(" p0 ")
+                && l.contains("rename(/w/resource.baton.lock")
+                && l.ends_with("ENOENT")
+        }));
+    }
+    assert!(vanished_at_release > 5, "{vanished_at_release}");
 }
