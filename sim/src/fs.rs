@@ -145,6 +145,10 @@ pub struct SimFs {
     /// file in perfect time (removed just before each open, back just
     /// after); `EACCES` for ever is a file nobody may read.
     pub open_fails: Option<(PathBuf, i32, u32)>,
+    /// The next so many non-blocking exclusive `flock`s fail with this
+    /// errno (`ENOLCK`: the kernel's lock table full, an NFS client
+    /// without its lock manager), whatever the file.
+    pub try_lock_fails: Option<(i32, u32)>,
 }
 
 /// A second host sharing the filesystem (a network mount): the processes
@@ -191,6 +195,7 @@ impl SimFs {
             host_local_locks: false,
             remote: None,
             open_fails: None,
+            try_lock_fails: None,
         }
     }
 

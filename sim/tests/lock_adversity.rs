@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use baton_core::env::{Clock, Fs, Random};
 use baton_core::lock::{self, LockError, LockOptions, Mode, Wait, sidecar_path};
-use baton_sim::fs::{EACCES, ENOENT};
+use baton_sim::fs::{EACCES, ENOENT, ENOLCK};
 use baton_sim::{StrategyKind, run};
 
 const FILE: &str = "/w/resource";
@@ -109,4 +109,34 @@ fn a_release_after_a_person_removed_the_lock_file_says_lost_not_failed() {
         }));
     }
     assert!(vanished_at_release > 5, "{vanished_at_release}");
+}
+
+#[test]
+fn a_lock_that_could_not_be_flocked_is_not_published() {
+    // ENOLCK when locking the new lock file: peers' flocks may well work,
+    // and one holding our unlocked file's kernel lock would judge us by
+    // observation alone. The attempt fails; nothing is left at the name.
+    let outcome = Arc::new(Mutex::new(None));
+    let sink = Arc::clone(&outcome);
+    let mut s = baton_sim::Scenario::new("lock-enolck", 1, move |env, _, _| {
+        let opts = LockOptions::new(Mode::File, Wait::No);
+        let got = lock::acquire(env, Path::new(FILE), &opts, &mut |_| {})
+            .map(|g| g.is_some())
+            .map_err(|e| e.to_string());
+        let left = env.metadata(&sidecar_path(Path::new(FILE))).is_ok();
+        *sink.lock().unwrap() = Some((got, left));
+    });
+    s.setup = Box::new(|fs| {
+        fs.create_dir(Path::new("/w"), std::time::UNIX_EPOCH)
+            .unwrap();
+        fs.try_lock_fails = Some((ENOLCK, 1));
+    });
+    let report = run(&s, &s.config(StrategyKind::Random, 0), false);
+    assert!(report.violation.is_none(), "{:?}", report.violation);
+    let (got, left) = outcome.lock().unwrap().take().unwrap();
+    match got {
+        Err(e) => assert!(e.contains("lock new lock file"), "{e}"),
+        Ok(held) => panic!("acquired ({held}) a lock it could not flock"),
+    }
+    assert!(!left, "a lock file was left at the name");
 }
