@@ -599,6 +599,12 @@ impl OpenFile for SimFile<'_> {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let c = &self.caller;
         self.call(Site::WriteAllAt, "write_all_at", |k, ofd| {
+            if let Some((code, left)) = &mut k.fs.write_fails
+                && *left > 0
+            {
+                *left -= 1;
+                return Err(io::Error::from_raw_os_error(*code));
+            }
             let now = c.wall(k);
             let ino = k.fs.fstat(ofd).id.ino;
             k.check_foreign(c.slot, ino, "wrote into a file");

@@ -149,6 +149,10 @@ pub struct SimFs {
     /// errno (`ENOLCK`: the kernel's lock table full, an NFS client
     /// without its lock manager), whatever the file.
     pub try_lock_fails: Option<(i32, u32)>,
+    /// The next so many writes into open files fail with this errno
+    /// (`ENOSPC`: a full disk, which copy-on-write filesystems report even
+    /// for overwrites; `EIO`), whatever the file.
+    pub write_fails: Option<(i32, u32)>,
 }
 
 /// A second host sharing the filesystem (a network mount): the processes
@@ -196,6 +200,7 @@ impl SimFs {
             remote: None,
             open_fails: None,
             try_lock_fails: None,
+            write_fails: None,
         }
     }
 

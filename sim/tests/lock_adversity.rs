@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use baton_core::env::{Clock, Fs, Random};
 use baton_core::lock::{self, LockError, LockOptions, Mode, Wait, sidecar_path};
-use baton_sim::fs::{EACCES, ENOENT, ENOLCK};
+use baton_core::record::{FREE_SIDECAR, padded};
+use baton_sim::fs::{EACCES, EIO, ENOENT, ENOLCK, ENOSPC};
 use baton_sim::{StrategyKind, run};
 
 const FILE: &str = "/w/resource";
@@ -139,4 +140,47 @@ fn a_lock_that_could_not_be_flocked_is_not_published() {
         Ok(held) => panic!("acquired ({held}) a lock it could not flock"),
     }
     assert!(!left, "a lock file was left at the name");
+}
+
+#[test]
+fn kernel_mode_holds_through_a_full_disk_but_not_through_a_failed_record_write() {
+    // The sidecar exists (free); the only write is the owner record.
+    for (errno, acquired) in [(ENOSPC, true), (EIO, false)] {
+        let outcome = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&outcome);
+        let mut s = baton_sim::Scenario::new("lock-record-write", 1, move |env, _, _| {
+            let opts = LockOptions::new(Mode::Kernel, Wait::No);
+            let got = match lock::acquire(env, Path::new(FILE), &opts, &mut |_| {}) {
+                Ok(Some(guard)) => {
+                    let _ = guard.release();
+                    Ok(true)
+                }
+                Ok(None) => Ok(false),
+                Err(e) => Err(e.to_string()),
+            };
+            *sink.lock().unwrap() = Some(got);
+        });
+        s.setup = Box::new(move |fs| {
+            let t = std::time::UNIX_EPOCH;
+            fs.create_dir(Path::new("/w"), t).unwrap();
+            fs.put(&sidecar_path(Path::new(FILE)), &padded(FREE_SIDECAR), t)
+                .unwrap();
+            fs.write_fails = Some((errno, 1));
+        });
+        let report = run(&s, &s.config(StrategyKind::Random, 0), false);
+        assert!(report.violation.is_none(), "{:?}", report.violation);
+        let got = outcome.lock().unwrap().take().unwrap();
+        if acquired {
+            // The record only tells `status` who holds the lock; a full
+            // disk must not stop a lock that needs no space.
+            assert_eq!(got, Ok(true), "errno {errno}");
+        } else {
+            match got {
+                Err(e) => assert!(e.contains("write owner record"), "{e}"),
+                Ok(v) => {
+                    panic!("errno {errno}: {v}: an I/O error writing the record was swallowed")
+                }
+            }
+        }
+    }
 }
