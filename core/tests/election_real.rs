@@ -11,14 +11,23 @@ use std::time::Duration;
 use baton_core::election::{
     self, Election, ElectionError, ElectionMode, MAX_ID_LEN, check_id, distrust, sanitize_id,
 };
+use baton_core::env::Processes;
 use baton_core::env::real::RealEnv;
 use baton_core::lock::Wait;
+use baton_core::record::{OwnerRecord, Token};
 
 fn setup() -> (tempfile::TempDir, RealEnv, Election) {
     let dir = tempfile::tempdir().unwrap();
     let env = RealEnv::new().unwrap();
     let election = Election::new(dir.path().join("election"));
     (dir, env, election)
+}
+
+/// The owner record a killed instance `id` left: a pid that is not alive.
+fn dead_record(env: &RealEnv, id: &str) -> Vec<u8> {
+    let mut who = env.identity().clone();
+    who.pid = 4_194_999;
+    OwnerRecord::new(&who, id, std::time::SystemTime::now(), Token::random(env)).to_bytes()
 }
 
 #[test]
@@ -147,7 +156,7 @@ fn a_dead_members_file_is_reaped_when_its_id_joins_again() {
     let (_dir, env, election) = setup();
     election.prepare(&env, ElectionMode::Kernel).unwrap();
     // What a killed instance leaves: its record, nobody holding its lock.
-    let record = b"{\"baton\":1,\"pid\":4194999,\"start\":1,\"boot\":\"b\",\"host\":\"h\",\"instance\":\"gone\"}\n";
+    let record = dead_record(&env, "gone");
     fs::write(election.member_file("gone"), record).unwrap();
     let st = election::status(&env, &election).unwrap();
     assert_eq!(st.members.len(), 1);
@@ -320,4 +329,36 @@ fn a_directory_anyone_may_write_or_another_user_owns_is_distrusted() {
     let file = dir.path().join("f");
     fs::write(&file, "x").unwrap();
     assert!(distrust(&env, &file.join("below"), uid).is_err());
+}
+
+#[test]
+fn reap_removes_exactly_the_dead_members_and_a_dry_run_only_says_so() {
+    let (_dir, env, election) = setup();
+    assert!(election::reap(&env, &election, false).unwrap().is_empty());
+    let live = election::join(&env, &election, "live").unwrap();
+    let record = dead_record(&env, "dead");
+    fs::write(election.member_file("dead"), record).unwrap();
+    fs::write(election.member_file("notes"), "a user's notes").unwrap();
+    fs::write(election.members().join("README"), "not a member name").unwrap();
+    let would = election::reap(&env, &election, true).unwrap();
+    assert_eq!(would.len(), 1);
+    assert_eq!(would[0].path, election.member_file("dead"));
+    assert_eq!(would[0].owner.as_ref().unwrap().instance, "dead");
+    assert!(
+        election.member_file("dead").exists(),
+        "a dry run removed it"
+    );
+    let done = election::reap(&env, &election, false).unwrap();
+    assert_eq!(done, would);
+    assert!(!election.member_file("dead").exists());
+    assert!(election.member_file("live").exists());
+    assert!(election.member_file("notes").exists());
+    assert!(election.members().join("README").exists());
+    assert!(election::reap(&env, &election, false).unwrap().is_empty());
+    drop(live);
+    // A file where the members directory goes is an error.
+    let (_d2, env, blocked) = setup();
+    fs::create_dir_all(&blocked.dir).unwrap();
+    fs::write(blocked.members(), "not a directory").unwrap();
+    assert!(election::reap(&env, &blocked, false).is_err());
 }
