@@ -32,6 +32,11 @@ def sim(scenario, seeds=500, strategy="random"):
     ]
 
 
+def test(package, target):
+    """A test target of the workspace, built as the release binary is."""
+    return ["cargo", "test", "-q", "--release", "-p", package, "--test", target]
+
+
 # (name, file, original, seeded, check that must fail, what the bug is)
 BUGS = [
     (
@@ -99,6 +104,63 @@ BUGS = [
         sim("baton-lock-kernel-foreign", 2000),
         "kernel mode takes the flock of a sidecar someone removed meanwhile "
         "and holds it beside the holder of the new one",
+    ),
+    # Survivors of cargo-mutants (reports/mutants.md), each caught by a
+    # targeted test since session 9.
+    (
+        "churn-never-sleeps",
+        "core/src/lock/file.rs",
+        "                polls_without_sleep += 1;",
+        "                polls_without_sleep *= 1;",
+        test("baton-sim", "lock_adversity"),
+        "a waiter whose lock file churns polls on past its deadline, never "
+        "sleeping",
+    ),
+    (
+        "unreadable-lock-waited-out",
+        "core/src/lock/file.rs",
+        "Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Changed),",
+        "Err(_) => return Ok(Found::Changed),",
+        test("baton-sim", "lock_adversity"),
+        "a lock file nobody may read is taken for one that vanished and "
+        "waited on for ever",
+    ),
+    (
+        "release-after-rm-fails",
+        "core/src/lock/file.rs",
+        "        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),",
+        "        Err(e) if e.kind() == io::ErrorKind::NotFound && false => return Ok(false),",
+        test("baton-sim", "lock_adversity"),
+        "a release after a person removed the lock file fails instead of "
+        "saying Lost",
+    ),
+    (
+        "kernel-record-error-swallowed",
+        "core/src/lock/kernel.rs",
+        "Err(e) if matches!(e.raw_os_error(), Some(28) | Some(122)) => Ok(()),",
+        "Err(_) => Ok(()),",
+        test("baton-sim", "lock_adversity"),
+        "kernel mode ignores an I/O error writing its owner record, not only "
+        "a full disk",
+    ),
+    (
+        "claim-past-unreadable-claim",
+        "core/src/claims.rs",
+        "                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,\n"
+        "                // A symlink",
+        "                Err(_) => continue,\n"
+        "                // A symlink",
+        test("baton-sim", "claims_faults"),
+        "a claim file that could not be opened is skipped: a live claim "
+        "there is overlapped",
+    ),
+    (
+        "claim-wait-overruns",
+        "core/src/claims.rs",
+        "Wait::For(d) => Some(d - waited),",
+        "Wait::For(d) => Some(d + waited),",
+        test("baton-sim", "claims_wait"),
+        "a bounded claim naps past its deadline",
     ),
 ]
 
