@@ -10,7 +10,8 @@
 # fixed, not scaled from the baseline: cargo-mutants times its baseline on
 # the mutated package's tests alone (seconds), and would then kill the
 # simulator's catalogue tests (a minute or two) and report every mutant as
-# a timeout.
+# a timeout. Builds use the workspace's `mutants` profile (opt-level 1):
+# unoptimised, the simulator's tests take minutes a mutant.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 files=("$@")
@@ -22,4 +23,4 @@ fi
 args=()
 for f in "${files[@]}"; do args+=(-f "$f"); done
 exec cargo mutants "${args[@]}" --test-package baton-core,baton-sim \
-  --jobs "${MUTANTS_JOBS:-1}" --timeout 300 --no-shuffle
+  --profile mutants --jobs "${MUTANTS_JOBS:-1}" --timeout 300 --no-shuffle
