@@ -245,8 +245,10 @@ impl Election {
     /// it is the recorded one. A directory made before modes were recorded
     /// keeps the mode its files show.
     fn settle_mode<E: Env>(&self, env: &E, wanted: ElectionMode) -> Result<(), ElectionError> {
-        // Two rounds: a racer may publish between our read and our link.
-        for _ in 0..2 {
+        // A racer may publish between our read and our link: the next
+        // read sees theirs. Twice published and still unread, the record
+        // is being removed under us.
+        for round in 0..3 {
             if let Some(recorded) = self.recorded_mode(env)? {
                 if recorded != wanted {
                     return Err(ElectionError::ModeMismatch {
@@ -256,6 +258,9 @@ impl Election {
                     });
                 }
                 return Ok(());
+            }
+            if round == 2 {
+                break;
             }
             let mode = self.mode_shown_by_files(env)?.unwrap_or(wanted);
             let mut bytes =
@@ -268,19 +273,11 @@ impl Election {
                     .map_err(IoFailure::at("sync directory", &self.dir))?;
             }
         }
-        match self.recorded_mode(env)? {
-            Some(recorded) if recorded == wanted => Ok(()),
-            Some(recorded) => Err(ElectionError::ModeMismatch {
-                dir: self.dir.clone(),
-                recorded,
-                wanted,
-            }),
-            None => Err(ElectionError::BadRecord {
-                path: self.mode_file(),
-                what: "an election mode record",
-                why: "vanished after it was written".to_owned(),
-            }),
-        }
+        Err(ElectionError::BadRecord {
+            path: self.mode_file(),
+            what: "an election mode record",
+            why: "vanished after it was written".to_owned(),
+        })
     }
 
     /// A directory without a mode record: kernel mode if a term was ever
