@@ -628,8 +628,7 @@ impl OpenFile for SimFile<'_> {
 
     fn set_owner(&self, uid: u32, gid: u32) -> io::Result<()> {
         self.call(Site::SetOwner, "set_owner", |k, ofd| {
-            k.fs.set_owner(ofd, uid, gid);
-            Ok(())
+            k.fs.set_owner(ofd, uid, gid)
         })
     }
 

@@ -111,9 +111,12 @@ impl Site {
             // EINTR is not injected: it needs a signal handler installed
             // without SA_RESTART, and baton installs no handler at all.
             Site::TryLock | Site::Lock => &[ENOLCK],
-            Site::Metadata | Site::FileMetadata | Site::SetModified | Site::FileSetModified => {
-                &[EIO]
-            }
+            Site::Metadata
+            | Site::FileMetadata
+            | Site::SetModified
+            | Site::FileSetModified
+            | Site::SetPermissions
+            | Site::SetOwner => &[EIO],
             _ => &[],
         }
     }

@@ -153,6 +153,9 @@ pub struct SimFs {
     /// (`ENOSPC`: a full disk, which copy-on-write filesystems report even
     /// for overwrites; `EIO`), whatever the file.
     pub write_fails: Option<(i32, u32)>,
+    /// Processes run as this user and group rather than root: files they
+    /// create are theirs, and giving a file to anyone else is `EPERM`.
+    pub unprivileged: Option<(u32, u32)>,
 }
 
 /// A second host sharing the filesystem (a network mount): the processes
@@ -201,6 +204,7 @@ impl SimFs {
             open_fails: None,
             try_lock_fails: None,
             write_fails: None,
+            unprivileged: None,
         }
     }
 
@@ -270,6 +274,7 @@ impl SimFs {
     fn new_file(&mut self, mtime: SystemTime) -> Ino {
         let ino = self.next_ino;
         self.next_ino += 1;
+        let (uid, gid) = self.unprivileged.unwrap_or((0, 0));
         self.inodes.insert(
             ino,
             Inode {
@@ -283,8 +288,8 @@ impl SimFs {
                 open: 0,
                 unnamed: false,
                 mode: 0o644,
-                uid: 0,
-                gid: 0,
+                uid,
+                gid,
             },
         );
         ino
@@ -628,10 +633,17 @@ impl SimFs {
     }
 
     /// `fchown`, as root may: ownership is kept, never enforced.
-    pub fn set_owner(&mut self, ofd: OfdId, uid: u32, gid: u32) {
+    pub fn set_owner(&mut self, ofd: OfdId, uid: u32, gid: u32) -> io::Result<()> {
+        if let Some(me) = self.unprivileged
+            && (uid, gid) != me
+        {
+            // One group only: any other owner or group is refused.
+            return Err(errno(EPERM));
+        }
         let ino = self.ofd_ino(ofd);
         let inode = self.inodes.get_mut(&ino).expect("open inode");
         (inode.uid, inode.gid) = (uid, gid);
+        Ok(())
     }
 
     pub fn set_len(&mut self, ofd: OfdId, len: u64, now: SystemTime) {
