@@ -499,8 +499,12 @@ fn reap_member<E: Env>(env: &E, path: &Path, dry_run: bool) -> Result<MemberFate
     }
     let owner = OwnerRecord::parse(&bytes);
     if !dry_run {
-        env.remove_file(path)
-            .map_err(IoFailure::at("remove member file", path))?;
+        match env.remove_file(path) {
+            Ok(()) => {}
+            // Removed by someone outside baton since we looked: gone.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(MemberFate::Gone),
+            Err(e) => return Err(IoFailure::at("remove member file", path)(e).into()),
+        }
     }
     Ok(MemberFate::Reaped(owner))
 }

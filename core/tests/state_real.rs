@@ -265,3 +265,26 @@ fn the_next_writer_after_a_death_sweeps_the_dead_writers_temp() {
     .unwrap();
     assert!(temp.exists());
 }
+
+#[test]
+fn documents_up_to_the_limit_are_kept_and_one_byte_more_is_refused() {
+    let (_dir, env, path) = setup();
+    // Ten megabytes: far more than a coordination document, well within.
+    let big = format!("[{}0]", "0,".repeat(5 * 1024 * 1024));
+    fs::write(&path, &big).unwrap();
+    assert_eq!(state::get(&env, &path).unwrap().len(), big.len());
+    // A new document of exactly the limit is written; one byte more is not.
+    let limit = usize::try_from(state::STATE_LIMIT).unwrap();
+    let mut exact = vec![b' '; limit];
+    exact[0] = b'0';
+    let out = update(&env, &path, Strategy::Locked, |_| Ok(exact.clone())).unwrap();
+    assert_eq!(out, Outcome::Updated { attempts: 1 });
+    assert_eq!(fs::metadata(&path).unwrap().len(), state::STATE_LIMIT);
+    let mut over = exact.clone();
+    over.push(b' ');
+    match update(&env, &path, Strategy::Locked, |_| Ok(over.clone())) {
+        Err(StateError::TooLarge { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fs::metadata(&path).unwrap().len(), state::STATE_LIMIT);
+}
