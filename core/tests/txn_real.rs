@@ -360,3 +360,72 @@ fn journals_torn_by_a_crash_are_dropped_and_foreign_ones_refused() {
     }
     assert!(dir.join("theirs.json").exists());
 }
+
+#[test]
+fn only_journals_that_can_be_judged_are_judged_and_only_ones_own_are_recoverable_unjudged() {
+    let f = fixture();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let Begun::Ready(t) = begin(&f, &scope(&["a.txt"]), &who("me"), "mine") else {
+        panic!()
+    };
+    assert!(
+        t.journal.started_at_ms >= before,
+        "{}",
+        t.journal.started_at_ms
+    );
+    let me = f.env.identity().clone();
+    let dir = txn::journal_dir(&f.repo);
+    let plant = |name: &str, j: &Journal| {
+        fs::write(
+            dir.join(format!("{name}.json")),
+            serde_json::to_vec(j).unwrap(),
+        )
+        .unwrap();
+    };
+    let find = |name: &str| {
+        txn::list(&f.env, &f.repo)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.journal.txn == name)
+            .unwrap()
+    };
+    // Another pid namespace on this host and boot: its pid means nothing
+    // here, so a pid that is not running here proves nothing.
+    let other_ns = Journal {
+        txn: "ns".into(),
+        pid: 4_194_999,
+        pid_ns: me.pid_ns + 1,
+        ..t.journal.clone()
+    };
+    plant("ns", &other_ns);
+    assert!(!find("ns").dead);
+    // Our very pid, on another host: not us, not judged, not ours.
+    let elsewhere = Journal {
+        txn: "elsewhere".into(),
+        host: "elsewhere".into(),
+        boot_id: "its-boot".into(),
+        ..t.journal.clone()
+    };
+    plant("elsewhere", &elsewhere);
+    let e = find("elsewhere");
+    assert!(!e.dead);
+    assert!(!txn::recoverable(&f.env, &e));
+    // Ours (this process's): recoverable though alive.
+    let mine = find(&t.journal.txn);
+    assert!(!mine.dead && txn::recoverable(&f.env, &mine));
+    drop(t);
+}
+
+#[test]
+fn journals_that_cannot_be_read_are_errors() {
+    let f = fixture();
+    let baton = f.repo.git_dir.join("baton");
+    fs::write(&baton, "a file where baton's directory goes").unwrap();
+    assert!(txn::list(&f.env, &f.repo).is_err());
+    fs::remove_file(&baton).unwrap();
+    fs::create_dir_all(txn::journal_dir(&f.repo).join("odd.json")).unwrap();
+    assert!(txn::list(&f.env, &f.repo).is_err());
+}

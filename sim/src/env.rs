@@ -1087,6 +1087,13 @@ impl Probe {
         });
     }
 
+    /// Changes the simulated world from outside it (no call, no step): a
+    /// test arranging what the next calls meet, such as a write that will
+    /// fail.
+    pub fn arrange(&self, change: impl FnOnce(&mut SimFs)) {
+        self.with(|k, _| change(&mut k.fs));
+    }
+
     /// The scenario itself saw an invariant broken (a torn read, say).
     pub fn violated(&self, invariant: Invariant, detail: &str) {
         self.with(|k, _| k.violate(Finding::Invariant(invariant), detail.to_owned()));

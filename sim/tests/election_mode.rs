@@ -1,12 +1,15 @@
-//! An election directory from before modes were recorded keeps the mode
-//! its files show, under injected I/O errors too: a failed look at those
-//! files is an error, never "no files", which would record the other mode
-//! and let a second primary in.
+//! Elections under errors: an election directory from before modes were
+//! recorded keeps the mode its files show, under injected I/O errors too
+//! (a failed look at those files is an error, never "no files", which
+//! would record the other mode and let a second primary in); a primary
+//! stepping down hears of a failure to do so.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use baton_core::election::{Election, ElectionError, ElectionMode};
+use baton_core::election::{self, Election, ElectionError, ElectionMode};
+use baton_core::lock::Wait;
+use baton_sim::fs::EIO;
 use baton_sim::{FaultKinds, StrategyKind, run};
 
 #[test]
@@ -44,4 +47,32 @@ fn an_old_kernel_mode_directory_is_never_given_lease_mode() {
         }
     }
     assert!(errors > 10, "{errors}");
+}
+
+#[test]
+fn a_step_down_that_fails_says_so() {
+    for fail in [false, true] {
+        let outcome = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&outcome);
+        let mut s = baton_sim::Scenario::new("step-down", 1, move |env, probe, _| {
+            let e = Election::new("/w/el");
+            let me = election::join(env, &e, "a").unwrap();
+            let term = election::campaign(env, &e, &me, Wait::No, &mut |_| {})
+                .unwrap()
+                .unwrap();
+            if fail {
+                // Writing "free" back into the leader lock fails.
+                probe.arrange(|fs| fs.write_fails = Some((EIO, 1)));
+            }
+            *sink.lock().unwrap() = Some(term.step_down().map_err(|e| e.to_string()));
+        });
+        s.setup = Box::new(|fs| {
+            fs.create_dir(Path::new("/w"), std::time::UNIX_EPOCH)
+                .unwrap();
+        });
+        let report = run(&s, &s.config(StrategyKind::Random, 0), false);
+        assert!(report.violation.is_none(), "{:?}", report.violation);
+        let got = outcome.lock().unwrap().take().unwrap();
+        assert_eq!(got.is_err(), fail, "{got:?}");
+    }
 }
