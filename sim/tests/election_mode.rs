@@ -76,3 +76,46 @@ fn a_step_down_that_fails_says_so() {
         assert_eq!(got.is_err(), fail, "{got:?}");
     }
 }
+
+#[test]
+fn a_dead_member_that_could_not_be_removed_fails_the_reap() {
+    let mut met = 0;
+    for seed in 0..2000 {
+        let outcome = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&outcome);
+        let mut s = baton_sim::Scenario::new("reap-errors", 1, move |env, _, _| {
+            let got = election::reap(env, &Election::new("/w/el"), false);
+            *sink.lock().unwrap() = Some(got.map(|r| r.len()).map_err(|e| e.to_string()));
+        });
+        s.faults = FaultKinds {
+            io_errors: true,
+            ..FaultKinds::NONE
+        };
+        s.setup = Box::new(|fs| {
+            let t = std::time::UNIX_EPOCH;
+            for d in ["/w", "/w/el", "/w/el/members"] {
+                fs.create_dir(Path::new(d), t).unwrap();
+            }
+            fs.put(
+                Path::new("/w/el/members/dead.member"),
+                b"{\"baton\":1,\"pid\":7}\n",
+                t,
+            )
+            .unwrap();
+        });
+        let report = run(&s, &s.config(StrategyKind::Random, seed), true);
+        let unlink_failed = report
+            .trace
+            .iter()
+            .any(|l| l.contains("remove_file(/w/el/members/dead.member)") && !l.ends_with("ok"));
+        if unlink_failed {
+            met += 1;
+            let got = outcome.lock().unwrap().take();
+            assert!(
+                matches!(got, Some(Err(_)) | None),
+                "seed {seed}: {got:?} though the member file could not be removed"
+            );
+        }
+    }
+    assert!(met > 3, "{met}");
+}
