@@ -394,6 +394,13 @@ impl<'y> Fs for SimEnv<'y> {
             Site::Open,
             &|| format!("open({}, create={create})", d(path)),
             |k, slot| {
+                if let Some((failing, code, left)) = &mut k.fs.open_fails
+                    && failing == path
+                    && *left > 0
+                {
+                    *left -= 1;
+                    return Err(io::Error::from_raw_os_error(*code));
+                }
                 let now = c.wall(k);
                 k.fs.open(path, create, slot, now)
             },

@@ -140,7 +140,8 @@ pub struct SimFs {
     pub no_tmpfile: bool,
     /// A second host mounting this filesystem, if any.
     pub remote: Option<Remote>,
-    /// Opens of one path that fail although it exists: the path, the
+    /// Opens of one path by the processes' own `open` calls (not the
+    /// simulated git's) that fail although it exists: the path, the
     /// errno, and how many more times. `ENOENT` is a tool churning the
     /// file in perfect time (removed just before each open, back just
     /// after); `EACCES` for ever is a file nobody may read.
@@ -367,13 +368,6 @@ impl SimFs {
         owner: usize,
         now: SystemTime,
     ) -> io::Result<OfdId> {
-        if let Some((failing, code, left)) = &mut self.open_fails
-            && failing == path
-            && *left > 0
-        {
-            *left -= 1;
-            return Err(errno(*code));
-        }
         match self.lookup(path) {
             Ok(ino) if self.is_dir(ino) => Err(errno(EISDIR)),
             Ok(ino) => Ok(self.open_ofd(ino, owner)),

@@ -13,7 +13,7 @@ use baton_core::claims::{Claimant, Claims};
 use baton_core::env::git::Git;
 use baton_core::env::{Fs, OpenFile, Processes};
 use baton_core::txn::{self, Recovery};
-use baton_sim::fs::CrashFate;
+use baton_sim::fs::{CrashFate, EIO};
 use baton_sim::git::{self as simgit, SimGit, WORK};
 use baton_sim::{StrategyKind, run};
 
@@ -21,9 +21,22 @@ const JOURNAL: &str = "/w/.git/baton/txn/7-1-00000001.json";
 
 #[test]
 fn restored_files_outlive_the_journal_through_a_machine_crash() {
-    let done = Arc::new(Mutex::new(false));
+    assert_eq!(recover_then_crash(false), Ok(()));
+}
+
+#[test]
+fn a_restored_file_that_cannot_be_synced_fails_the_recovery() {
+    let got = recover_then_crash(true);
+    assert!(got.is_err(), "{got:?}");
+}
+
+/// Recovers a dead transaction's scope (a changed file, an added one),
+/// with opening the restored `a.txt` to sync it failing if `sync_fails`;
+/// what `recover` returned. The run's end checks the crash.
+fn recover_then_crash(sync_fails: bool) -> Result<(), String> {
+    let done = Arc::new(Mutex::new(None));
     let sink = Arc::clone(&done);
-    let mut s = baton_sim::Scenario::new("txn-recovery", 1, move |env, _, _| {
+    let mut s = baton_sim::Scenario::new("txn-recovery", 1, move |env, probe, _| {
         let git = SimGit::new(env);
         let repo = git.repo().unwrap();
         // The dead transaction's edit, durable.
@@ -56,7 +69,10 @@ fn restored_files_outlive_the_journal_through_a_machine_crash() {
             task: "recover".into(),
             ttl: None,
         };
-        txn::recover(
+        if sync_fails {
+            probe.arrange(|fs| fs.open_fails = Some((a.clone(), EIO, 1)));
+        }
+        let got = txn::recover(
             env,
             &git,
             &repo,
@@ -64,9 +80,8 @@ fn restored_files_outlive_the_journal_through_a_machine_crash() {
             "7-1-00000001",
             &rescuer,
             Recovery::Restore,
-        )
-        .unwrap();
-        *sink.lock().unwrap() = true;
+        );
+        *sink.lock().unwrap() = Some(got.map(|_| ()).map_err(|e| e.to_string()));
     });
     s.setup = Box::new(|fs| {
         let t = std::time::UNIX_EPOCH;
@@ -105,6 +120,6 @@ fn restored_files_outlive_the_journal_through_a_machine_crash() {
         Ok(())
     });
     let report = run(&s, &s.config(StrategyKind::Random, 0), false);
-    assert!(*done.lock().unwrap(), "recovered");
     assert!(report.violation.is_none(), "{:?}", report.violation);
+    done.lock().unwrap().take().expect("recovery ran")
 }
