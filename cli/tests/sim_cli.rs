@@ -213,7 +213,11 @@ fn model_explorer_serves_the_model_over_http() {
                 .unwrap();
             let mut reply = String::new();
             let _ = s.read_to_string(&mut reply);
-            break reply;
+            // A loaded machine may accept before the explorer serves:
+            // an empty reply is asked again.
+            if !reply.is_empty() {
+                break reply;
+            }
         }
         assert!(Instant::now() < deadline, "the explorer never listened");
         std::thread::sleep(Duration::from_millis(20));
