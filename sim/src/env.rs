@@ -670,11 +670,13 @@ impl OpenFile for SimFile<'_> {
     fn try_lock(&self) -> io::Result<bool> {
         self.call(Site::TryLock, "try_lock", |k, ofd| {
             no_flock(k)?;
-            if let Some((code, left)) = &mut k.fs.try_lock_fails
-                && *left > 0
-            {
-                *left -= 1;
-                return Err(io::Error::from_raw_os_error(*code));
+            if let Some((code, skip, left)) = &mut k.fs.try_lock_fails {
+                if *skip > 0 {
+                    *skip -= 1;
+                } else if *left > 0 {
+                    *left -= 1;
+                    return Err(io::Error::from_raw_os_error(*code));
+                }
             }
             Ok(k.fs.try_lock(ofd))
         })

@@ -146,10 +146,11 @@ pub struct SimFs {
     /// file in perfect time (removed just before each open, back just
     /// after); `EACCES` for ever is a file nobody may read.
     pub open_fails: Option<(PathBuf, i32, u32)>,
-    /// The next so many non-blocking exclusive `flock`s fail with this
-    /// errno (`ENOLCK`: the kernel's lock table full, an NFS client
-    /// without its lock manager), whatever the file.
-    pub try_lock_fails: Option<(i32, u32)>,
+    /// Non-blocking exclusive `flock`s fail with this errno (`ENOLCK`: the
+    /// kernel's lock table full, an NFS client without its lock manager),
+    /// whatever the file: `(errno, skip, times)`, the first `skip` granted
+    /// as usual, the next `times` failing.
+    pub try_lock_fails: Option<(i32, u32, u32)>,
     /// The next so many writes into open files fail with this errno
     /// (`ENOSPC`: a full disk, which copy-on-write filesystems report even
     /// for overwrites; `EIO`), whatever the file.

@@ -130,7 +130,7 @@ fn a_lock_that_could_not_be_flocked_is_not_published() {
     s.setup = Box::new(|fs| {
         fs.create_dir(Path::new("/w"), std::time::UNIX_EPOCH)
             .unwrap();
-        fs.try_lock_fails = Some((ENOLCK, 1));
+        fs.try_lock_fails = Some((ENOLCK, 0, 1));
     });
     let report = run(&s, &s.config(StrategyKind::Random, 0), false);
     assert!(report.violation.is_none(), "{:?}", report.violation);
@@ -181,6 +181,48 @@ fn kernel_mode_holds_through_a_full_disk_but_not_through_a_failed_record_write()
                     panic!("errno {errno}: {v}: an I/O error writing the record was swallowed")
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn a_waiter_whose_flock_of_the_holders_file_fails_waits_on_enolck_and_fails_on_eio() {
+    // ENOLCK: peers' locks may work; this waiter cannot serialise with
+    // other reapers, so it reaps nothing and waits. Any other error is
+    // reported.
+    for (errno, waits) in [(ENOLCK, true), (EIO, false)] {
+        let outcome = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&outcome);
+        let mut s = baton_sim::Scenario::new("lock-waiter-flock", 2, move |env, probe, role| {
+            let opts = LockOptions::new(Mode::File, Wait::For(Duration::from_secs(1)));
+            if role.index == 0 {
+                let g = lock::acquire(env, Path::new(FILE), &opts, &mut |_| {})
+                    .unwrap()
+                    .unwrap();
+                // The waiter's own new file locks as usual; its flock of
+                // ours fails.
+                probe.arrange(|fs| fs.try_lock_fails = Some((errno, 1, 1)));
+                env.sleep(Duration::from_secs(5));
+                let _ = g.release();
+                return;
+            }
+            env.sleep(Duration::from_millis(100));
+            let got = lock::acquire(env, Path::new(FILE), &opts, &mut |_| {})
+                .map(|g| g.is_some())
+                .map_err(|e| e.to_string());
+            *sink.lock().unwrap() = Some(got);
+        });
+        s.setup = Box::new(|fs| {
+            fs.create_dir(Path::new("/w"), std::time::UNIX_EPOCH)
+                .unwrap();
+        });
+        let report = run(&s, &s.config(StrategyKind::Random, 0), false);
+        assert!(report.violation.is_none(), "{:?}", report.violation);
+        let got = outcome.lock().unwrap().take().unwrap();
+        if waits {
+            assert_eq!(got, Ok(false), "ENOLCK: waited its second out");
+        } else {
+            assert!(got.is_err(), "EIO: {got:?}");
         }
     }
 }
