@@ -9,6 +9,9 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+use common::{git, init};
+
 use baton_core::commit::{
     self, CommitError, Request, check_files, check_quiet, clean_message, ensure_dir, normalise,
     pending, prepare_dir,
@@ -18,27 +21,11 @@ use baton_core::env::git::{Git, Repo};
 use baton_core::env::real::RealEnv;
 use baton_core::env::real_git::CliGit;
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A repository with one commit of `a.txt` and `src/b.txt`.
 fn repo() -> (tempfile::TempDir, RealEnv, CliGit, Repo) {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    git(d, &["init", "-q", "-b", "main"]);
-    git(d, &["config", "user.name", "Scoped"]);
-    git(d, &["config", "user.email", "scoped@example.com"]);
-    git(d, &["config", "commit.gpgSign", "false"]);
+    init(d, "Scoped");
     fs::write(d.join("a.txt"), "a\n").unwrap();
     fs::create_dir(d.join("src")).unwrap();
     fs::write(d.join("src/b.txt"), "b\n").unwrap();

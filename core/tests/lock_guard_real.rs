@@ -42,16 +42,29 @@ fn a_guard_knows_how_long_it_waited_and_has_held() {
     let (_dir, env, file) = setup();
     let first = take(&env, &file, Mode::Kernel, Wait::No).unwrap();
     let f2 = file.clone();
+    let (waiting, is_waiting) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
         let env = RealEnv::new().unwrap();
-        let g = take(&env, &f2, Mode::Kernel, Wait::For(Duration::from_secs(30))).unwrap();
+        let opts = LockOptions::new(Mode::Kernel, Wait::For(Duration::from_secs(30)));
+        let g = lock::acquire(&env, &f2, &opts, &mut |_| {
+            let _ = waiting.send(());
+        })
+        .unwrap()
+        .unwrap();
         g.waited()
     });
+    // Counted from when it is certainly waiting.
+    is_waiting.recv().unwrap();
     std::thread::sleep(Duration::from_millis(150));
     assert!(first.held() >= Duration::from_millis(150));
     first.release().unwrap();
     // Lower bounds only: what the protocol guarantees on any machine.
     assert!(waiter.join().unwrap() >= Duration::from_millis(150));
+}
+
+fn set_mtime(path: &Path, t: SystemTime) {
+    let f = fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(t).unwrap();
 }
 
 #[test]
@@ -60,12 +73,7 @@ fn a_heartbeat_refreshes_an_exclusive_file_lock_and_leaves_kernel_mode_alone() {
     let old = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
     let g = take(&env, &file, Mode::File, Wait::No).unwrap();
     let lock = sidecar_path(&file);
-    fs::File::options()
-        .write(true)
-        .open(&lock)
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    set_mtime(&lock, old);
     g.heartbeat().unwrap();
     let refreshed = fs::metadata(&lock).unwrap().modified().unwrap();
     assert!(refreshed > SystemTime::now() - Duration::from_secs(60));
@@ -74,12 +82,7 @@ fn a_heartbeat_refreshes_an_exclusive_file_lock_and_leaves_kernel_mode_alone() {
     let (_dir, env, file) = setup();
     let g = take(&env, &file, Mode::Kernel, Wait::No).unwrap();
     let lock = sidecar_path(&file);
-    fs::File::options()
-        .write(true)
-        .open(&lock)
-        .unwrap()
-        .set_modified(old)
-        .unwrap();
+    set_mtime(&lock, old);
     g.heartbeat().unwrap();
     assert_eq!(fs::metadata(&lock).unwrap().modified().unwrap(), old);
     g.release().unwrap();

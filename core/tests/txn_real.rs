@@ -5,8 +5,9 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::fs;
-use std::path::Path;
-use std::process::Command;
+
+mod common;
+use common::{git, init};
 
 use baton_core::claims::{Claimant, Claims};
 use baton_core::env::Processes;
@@ -15,20 +16,6 @@ use baton_core::env::real::RealEnv;
 use baton_core::env::real_git::CliGit;
 use baton_core::lock::Wait;
 use baton_core::txn::{self, Begun, Finished, Journal, Plan, Recovery, TxnError};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -41,10 +28,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    git(d, &["init", "-q", "-b", "main"]);
-    git(d, &["config", "user.name", "Txn"]);
-    git(d, &["config", "user.email", "txn@example.com"]);
-    git(d, &["config", "commit.gpgSign", "false"]);
+    init(d, "Txn");
     fs::write(d.join("TODO.md"), "# TODO\n").unwrap();
     fs::write(d.join("a.txt"), "a\n").unwrap();
     fs::write(d.join("b.txt"), "b\n").unwrap();
