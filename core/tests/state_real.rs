@@ -312,7 +312,7 @@ fn a_state_file_swapped_for_a_symlink_mid_read_is_named_a_symlink_not_an_io_erro
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = fs::remove_file(&staged);
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     symlink(&target, &staged).unwrap();
                 } else {
                     fs::write(&staged, b"[1]").unwrap();
