@@ -17,7 +17,7 @@ use baton_core::env::{
 };
 
 use crate::fault::{Fault, Site};
-use crate::fs::{EIO, OfdId, SimFs};
+use crate::fs::{EIO, Failing, OfdId, SimFs};
 use crate::kernel::{CALL_NS, Guard, PState, Shared, Unwind, Yield};
 use crate::oracle::{Finding, Oracle};
 
@@ -394,12 +394,11 @@ impl<'y> Fs for SimEnv<'y> {
             Site::Open,
             &|| format!("open({}, create={create})", d(path)),
             |k, slot| {
-                if let Some((failing, code, left)) = &mut k.fs.open_fails
+                if let Some((failing, f)) = &mut k.fs.open_fails
                     && failing == path
-                    && *left > 0
+                    && let Some(e) = f.strike()
                 {
-                    *left -= 1;
-                    return Err(io::Error::from_raw_os_error(*code));
+                    return Err(e);
                 }
                 let now = c.wall(k);
                 k.fs.open(path, create, slot, now)
@@ -606,11 +605,8 @@ impl OpenFile for SimFile<'_> {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let c = &self.caller;
         self.call(Site::WriteAllAt, "write_all_at", |k, ofd| {
-            if let Some((code, left)) = &mut k.fs.write_fails
-                && *left > 0
-            {
-                *left -= 1;
-                return Err(io::Error::from_raw_os_error(*code));
+            if let Some(e) = k.fs.write_fails.as_mut().and_then(Failing::strike) {
+                return Err(e);
             }
             let now = c.wall(k);
             let ino = k.fs.fstat(ofd).id.ino;
@@ -670,13 +666,8 @@ impl OpenFile for SimFile<'_> {
     fn try_lock(&self) -> io::Result<bool> {
         self.call(Site::TryLock, "try_lock", |k, ofd| {
             no_flock(k)?;
-            if let Some((code, skip, left)) = &mut k.fs.try_lock_fails {
-                if *skip > 0 {
-                    *skip -= 1;
-                } else if *left > 0 {
-                    *left -= 1;
-                    return Err(io::Error::from_raw_os_error(*code));
-                }
+            if let Some(e) = k.fs.try_lock_fails.as_mut().and_then(Failing::strike) {
+                return Err(e);
             }
             Ok(k.fs.try_lock(ofd))
         })

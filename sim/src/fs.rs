@@ -24,8 +24,9 @@
 //!
 //! # What is not modelled
 //!
-//! Symlinks, permissions, hard links to directories, and partial writes
-//! (a `write` either fails or writes all of its bytes).
+//! Symlinks, permission bits (ownership is, for an unprivileged user's
+//! `fchown`), hard links to directories, and partial writes (a `write`
+//! either fails or writes all of its bytes).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
@@ -141,23 +142,54 @@ pub struct SimFs {
     /// A second host mounting this filesystem, if any.
     pub remote: Option<Remote>,
     /// Opens of one path by the processes' own `open` calls (not the
-    /// simulated git's) that fail although it exists: the path, the
-    /// errno, and how many more times. `ENOENT` is a tool churning the
-    /// file in perfect time (removed just before each open, back just
-    /// after); `EACCES` for ever is a file nobody may read.
-    pub open_fails: Option<(PathBuf, i32, u32)>,
-    /// Non-blocking exclusive `flock`s fail with this errno (`ENOLCK`: the
-    /// kernel's lock table full, an NFS client without its lock manager),
-    /// whatever the file: `(errno, skip, times)`, the first `skip` granted
-    /// as usual, the next `times` failing.
-    pub try_lock_fails: Option<(i32, u32, u32)>,
-    /// The next so many writes into open files fail with this errno
-    /// (`ENOSPC`: a full disk, which copy-on-write filesystems report even
-    /// for overwrites; `EIO`), whatever the file.
-    pub write_fails: Option<(i32, u32)>,
+    /// simulated git's) that fail although it exists. `ENOENT` is a tool
+    /// churning the file in perfect time (removed just before each open,
+    /// back just after); `EACCES` for ever is a file nobody may read.
+    pub open_fails: Option<(PathBuf, Failing)>,
+    /// Non-blocking exclusive `flock`s that fail, whatever the file
+    /// (`ENOLCK`: the kernel's lock table full, an NFS client without its
+    /// lock manager).
+    pub try_lock_fails: Option<Failing>,
+    /// Writes into open files that fail, whatever the file (`ENOSPC`: a
+    /// full disk, which copy-on-write filesystems report even for
+    /// overwrites; `EIO`).
+    pub write_fails: Option<Failing>,
     /// Processes run as this user and group rather than root: files they
     /// create are theirs, and giving a file to anyone else is `EPERM`.
     pub unprivileged: Option<(u32, u32)>,
+}
+
+/// Calls a test makes fail on purpose: after `skip` of them succeed, the
+/// next `times` fail with `errno`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failing {
+    pub errno: i32,
+    pub skip: u32,
+    pub times: u32,
+}
+
+impl Failing {
+    /// The next `times` calls fail with `errno`.
+    pub fn next(errno: i32, times: u32) -> Failing {
+        Failing {
+            errno,
+            skip: 0,
+            times,
+        }
+    }
+
+    /// Counts one call: the error it fails with, if it is one that fails.
+    pub fn strike(&mut self) -> Option<io::Error> {
+        if self.skip > 0 {
+            self.skip -= 1;
+            None
+        } else if self.times > 0 {
+            self.times -= 1;
+            Some(errno(self.errno))
+        } else {
+            None
+        }
+    }
 }
 
 /// A second host sharing the filesystem (a network mount): the processes
@@ -627,7 +659,8 @@ impl SimFs {
         self.inodes.get_mut(&ino).expect("open inode").mode = mode & 0o7777;
     }
 
-    /// `fchown`, as root may: ownership is kept, never enforced.
+    /// `fchown`: as root (ownership kept, never enforced), or as the
+    /// [`SimFs::unprivileged`] user, who may not give a file away.
     pub fn set_owner(&mut self, ofd: OfdId, uid: u32, gid: u32) -> io::Result<()> {
         if let Some(me) = self.unprivileged
             && (uid, gid) != me

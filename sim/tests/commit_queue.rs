@@ -73,7 +73,6 @@ fn commits_landing_at_once_queue_instead_of_rebuilding_over_and_over() {
         worst = worst.max(rounds(seed));
     }
     // n commits need n rounds at best; queued, about 2n at worst.
-    assert!(worst >= PROCS as u32);
     assert!(
         worst <= 2 * PROCS as u32 + 2,
         "{worst} rounds for {PROCS} commits"

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use baton_core::election::{self, Election, ElectionError, ElectionMode};
 use baton_core::lock::Wait;
-use baton_sim::fs::EIO;
+use baton_sim::fs::{EIO, Failing};
 use baton_sim::{FaultKinds, StrategyKind, run};
 
 #[test]
@@ -62,7 +62,7 @@ fn a_step_down_that_fails_says_so() {
                 .unwrap();
             if fail {
                 // Writing "free" back into the leader lock fails.
-                probe.arrange(|fs| fs.write_fails = Some((EIO, 1)));
+                probe.arrange(|fs| fs.write_fails = Some(Failing::next(EIO, 1)));
             }
             *sink.lock().unwrap() = Some(term.step_down().map_err(|e| e.to_string()));
         });

@@ -11,7 +11,7 @@ use std::time::Duration;
 use baton_core::env::{Clock, Fs, Random};
 use baton_core::lock::{self, LockError, LockOptions, Mode, Wait, sidecar_path};
 use baton_core::record::{FREE_SIDECAR, padded};
-use baton_sim::fs::{EACCES, EIO, ENOENT, ENOLCK, ENOSPC};
+use baton_sim::fs::{EACCES, EIO, ENOENT, ENOLCK, ENOSPC, Failing};
 use baton_sim::{StrategyKind, run};
 
 const FILE: &str = "/w/resource";
@@ -42,7 +42,7 @@ fn acquire_against(errno: i32, times: u32, wait: Duration) -> (Result<bool, Stri
         // Someone's lock file is there (publishing finds the name taken)...
         fs.put(&lock, b"", t).unwrap();
         // ...and opening it fails.
-        fs.open_fails = Some((lock, errno, times));
+        fs.open_fails = Some((lock, Failing::next(errno, times)));
     });
     let report = run(&s, &s.config(StrategyKind::Random, 0), false);
     assert!(report.violation.is_none(), "{:?}", report.violation);
@@ -130,7 +130,7 @@ fn a_lock_that_could_not_be_flocked_is_not_published() {
     s.setup = Box::new(|fs| {
         fs.create_dir(Path::new("/w"), std::time::UNIX_EPOCH)
             .unwrap();
-        fs.try_lock_fails = Some((ENOLCK, 0, 1));
+        fs.try_lock_fails = Some(Failing::next(ENOLCK, 1));
     });
     let report = run(&s, &s.config(StrategyKind::Random, 0), false);
     assert!(report.violation.is_none(), "{:?}", report.violation);
@@ -165,7 +165,7 @@ fn kernel_mode_holds_through_a_full_disk_but_not_through_a_failed_record_write()
             fs.create_dir(Path::new("/w"), t).unwrap();
             fs.put(&sidecar_path(Path::new(FILE)), &padded(FREE_SIDECAR), t)
                 .unwrap();
-            fs.write_fails = Some((errno, 1));
+            fs.write_fails = Some(Failing::next(errno, 1));
         });
         let report = run(&s, &s.config(StrategyKind::Random, 0), false);
         assert!(report.violation.is_none(), "{:?}", report.violation);
@@ -201,7 +201,13 @@ fn a_waiter_whose_flock_of_the_holders_file_fails_waits_on_enolck_and_fails_on_e
                     .unwrap();
                 // The waiter's own new file locks as usual; its flock of
                 // ours fails.
-                probe.arrange(|fs| fs.try_lock_fails = Some((errno, 1, 1)));
+                probe.arrange(|fs| {
+                    fs.try_lock_fails = Some(Failing {
+                        errno,
+                        skip: 1,
+                        times: 1,
+                    })
+                });
                 env.sleep(Duration::from_secs(5));
                 let _ = g.release();
                 return;

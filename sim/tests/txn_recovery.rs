@@ -13,7 +13,7 @@ use baton_core::claims::{Claimant, Claims};
 use baton_core::env::git::Git;
 use baton_core::env::{Fs, OpenFile, Processes};
 use baton_core::txn::{self, Recovery};
-use baton_sim::fs::{CrashFate, EIO};
+use baton_sim::fs::{CrashFate, EIO, Failing};
 use baton_sim::git::{self as simgit, SimGit, WORK};
 use baton_sim::{StrategyKind, run};
 
@@ -70,7 +70,7 @@ fn recover_then_crash(sync_fails: bool) -> Result<(), String> {
             ttl: None,
         };
         if sync_fails {
-            probe.arrange(|fs| fs.open_fails = Some((a.clone(), EIO, 1)));
+            probe.arrange(|fs| fs.open_fails = Some((a.clone(), Failing::next(EIO, 1))));
         }
         let got = txn::recover(
             env,

@@ -13,11 +13,11 @@
 //!   --restore`).
 //!
 //! The oracle reads the repository after every acknowledged commit and at
-//! the end (from outside the simulation: no calls): walking the branch from its tip,
-//! every commit's diff must add exactly its own task's tag, once per file
-//! of that task's scope (no cross-commit; committed whole or not at all),
-//! every object must be readable (a valid repository), and every
-//! acknowledged commit must be in the history (no lost update).
+//! the end (from outside the simulation: no calls). Walking the branch
+//! from its tip, every commit's diff must add exactly its own task's tag,
+//! once per file of that task's scope (no cross-commit; committed whole or
+//! not at all), every object must be readable (a valid repository), and
+//! every acknowledged commit must be in the history (no lost update).
 
 use std::collections::BTreeSet;
 use std::path::Path;
